@@ -1,0 +1,39 @@
+"""Every test runs wandb for real, offline, inside its own temporary folders."""
+
+from __future__ import annotations
+
+import pytest
+import wandb
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One data folder for the whole session: the bundled sample is unpacked once."""
+    return str(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(autouse=True)
+def wandb_offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, data_dir: str
+):
+    """wandb offline, writing only under a temporary folder; no credentials visible."""
+    root = tmp_path_factory.mktemp("wandb")
+    for name in (
+        "WANDB_API_KEY",
+        "WANDB_PROJECT",
+        "WANDB_SWEEP_ID",
+        "WANDB_RUN_ID",
+        "WANDB_ENTITY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(root))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(root / "config"))
+    monkeypatch.setenv("NETRC", str(root / "no-netrc"))
+    monkeypatch.setenv("SWEEPKIT_DATA_DIR", data_dir)
+    yield root
+    # wandb reads its environment once per process: forget it so the next test's folders apply.
+    wandb.teardown()

@@ -1,0 +1,51 @@
+"""Read back what an offline wandb run wrote, with W&B's own reader (`wandb leet inspect`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def _leet(*args: str) -> str:
+    wandb_cli = shutil.which("wandb")
+    assert wandb_cli, "the wandb console script is not on PATH"
+    return subprocess.run(
+        [wandb_cli, "leet", "inspect", *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def run_summary(run_dir: str | Path) -> dict[str, Any]:
+    """State, exit code, config and summary of a run (`wandb leet inspect --summary --json`)."""
+    return json.loads(_leet("--summary", "--json", str(run_dir)))
+
+
+def run_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every record of the run's .wandb transaction log, in order."""
+    return [json.loads(line) for line in _leet("--json", str(run_dir)).splitlines() if line.strip()]
+
+
+def history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows the run passed to wandb.log."""
+    return [r["history"]["item"] for r in run_records(run_dir) if r["type"] == "history"]
+
+
+def logged_table(run_dir: str | Path, key: str) -> dict[str, Any]:
+    """The last version of a logged wandb.Table, from the run_table artifact that holds it.
+
+    wandb writes tables with media as artifacts (`run-<id>-<key>`); their files
+    wait in WANDB_DATA_DIR's staging folder until `wandb sync` uploads them.
+    """
+    artifacts = [
+        r["artifact"]
+        for r in run_records(run_dir)
+        if r["type"] == "artifact" and r["artifact"]["name"].endswith(f"-{key}")
+    ]
+    assert artifacts, f"no table artifact for {key!r}"
+    contents = artifacts[-1]["manifest"]["contents"]
+    entry = next(c for c in contents if c["path"] == f"{key}.table.json")
+    table = json.loads(Path(entry["local_path"]).read_text())
+    table["files"] = {c["path"]: c["local_path"] for c in contents}
+    return table
