@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -84,6 +85,143 @@ def train(
         f"({m['images_per_sec']:,.0f} train images/s)"
     )
     print(f"run {result.run_id} saved to {result.run_dir}")
+
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar="SWEEPKIT_STORE",
+        help="The local backend's SQLite file.  [default: .sweepkit/sweeps.db]",
+        show_default=False,
+    ),
+]
+CountOption = Annotated[
+    int | None,
+    typer.Option(
+        "--count",
+        "-n",
+        min=1,
+        help="Stop after this many runs.  [default: until the sweep is done]",
+    ),
+]
+FunctionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--function",
+        "-f",
+        metavar="MODULE:ATTR",
+        help="The function each run calls (W&B's function-agent contract: it calls wandb.init). "
+        "[default: the sweep's program if it has one, else sweepkit.train:train]",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")]) -> None:
+    """Check a sweep YAML against W&B's sweep schema; print every problem, one per line.
+
+    Exit code 0 and a one-line summary when it is valid, 2 when it is not.
+    """
+    from sweepkit.config import read_yaml, summarize, violations
+
+    config = read_yaml(file)
+    problems = violations(config)
+    if problems:
+        for problem in problems:
+            print(f"{file}: {problem}", file=sys.stderr)
+        raise typer.Exit(2)
+    print(f"{file}: ok, {summarize(config)}")
+
+
+@app.command()
+def create(
+    file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")],
+    project: Annotated[
+        str | None, typer.Option(envvar="WANDB_PROJECT", help="W&B project.")
+    ] = None,
+    entity: Annotated[
+        str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the sweep.")] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="auto: W&B when credentials are configured and WANDB_MODE is not offline, else local."
+        ),
+    ] = "auto",
+    store: StoreOption = None,
+) -> None:
+    """Validate a sweep YAML and register it; print its id and the command that starts an agent."""
+    from sweepkit.backends import backend_for_new_sweep
+    from sweepkit.config import load_sweep_config
+
+    config = load_sweep_config(file)
+    chosen = backend_for_new_sweep(backend, store)
+    sweep_id = chosen.create(config, project=project, entity=entity, name=name)
+    print(sweep_id)
+    store_flag = f" --store {store}" if store else ""
+    note(f"start an agent: sweepkit agent {sweep_id}{store_flag}")
+
+
+@app.command()
+def agent(
+    sweep_id: Annotated[
+        str, typer.Argument(help="A sweep id from `sweepkit create` (local-... or a W&B id/path).")
+    ],
+    count: CountOption = None,
+    function: FunctionOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Run runs of a sweep until it is done or --count runs have ended."""
+    from sweepkit.backends import backend_for_id
+
+    performed = backend_for_id(sweep_id, store).agent(sweep_id, function=function, count=count)
+    note(f"agent done: {performed} run(s)")
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")],
+    count: CountOption = None,
+    function: FunctionOption = None,
+    project: Annotated[
+        str | None, typer.Option(envvar="WANDB_PROJECT", help="W&B project.")
+    ] = None,
+    entity: Annotated[
+        str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="auto, wandb or local (see `create`).")] = "auto",
+    store: StoreOption = None,
+) -> None:
+    """Create a sweep and run an agent on it, in one command."""
+    from sweepkit.backends import backend_for_new_sweep
+    from sweepkit.config import load_sweep_config
+
+    config = load_sweep_config(file)
+    chosen = backend_for_new_sweep(backend, store)
+    sweep_id = chosen.create(config, project=project, entity=entity)
+    print(sweep_id)
+    performed = chosen.agent(sweep_id, function=function, count=count)
+    note(f"agent done: {performed} run(s); see them with: sweepkit status {sweep_id}")
+
+
+@app.command()
+def status(
+    sweep_id: Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Show a sweep's runs (state, parameters, metric, runtime), the best run, and counts by state."""
+    from sweepkit.backends import backend_for_id
+    from sweepkit.status import render_status, status_json
+
+    info = backend_for_id(sweep_id, store).sweep(sweep_id)
+    if as_json:
+        print(status_json(info))
+    else:
+        render_status(info)
 
 
 def parse_settings(settings: list[str]) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""The embedded local backend: sweep state in SQLite, runs chosen by W&B's `sweeps` engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sweepkit.backends.base import Backend, RunRecord, SweepInfo, UnknownSweepError
+from sweepkit.backends.store import Store, default_store_path
+
+
+class LocalBackend(Backend):
+    """Sweeps in one SQLite file on this machine; runs logged to wandb offline folders."""
+
+    name = "local"
+
+    def __init__(self, store_path: str | Path | None = None) -> None:
+        self.store_path = Path(store_path) if store_path else default_store_path()
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.store_path)
+        return self._store
+
+    def create(
+        self,
+        config: dict[str, Any],
+        *,
+        project: str | None = None,
+        entity: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        # entity means nothing offline; `sweepkit sync` names one when uploading.
+        return self.store.create_sweep(config, name=name, project=project)
+
+    def agent(self, sweep_id: str, *, function: str | None = None, count: int | None = None) -> int:
+        from sweepkit.agent import run_agent  # imports wandb: only for commands that run
+
+        self._existing(sweep_id)
+        return run_agent(self.store, sweep_id, function=function, count=count)
+
+    def sweep(self, sweep_id: str) -> SweepInfo:
+        row = self._existing(sweep_id)
+        metric = (row["config"].get("metric") or {}).get("name")
+        runs = [
+            RunRecord(
+                id=r["id"],
+                state=r["state"],
+                config={k: v.get("value") for k, v in r["config"].items()},
+                metric=r["summary"].get(metric) if metric else None,
+                runtime=(r["ended_at"] or r["heartbeat_at"]) - r["created_at"],
+                location=r["run_dir"],
+            )
+            for r in self.store.run_rows(sweep_id)
+        ]
+        return SweepInfo(sweep_id, self.name, row["config"], row["state"], runs)
+
+    def _existing(self, sweep_id: str) -> dict[str, Any]:
+        if not self.store_path.exists():
+            raise UnknownSweepError(
+                f"unknown sweep {sweep_id}: there is no store at {self.store_path} (--store / SWEEPKIT_STORE)"
+            )
+        row = self.store.sweep_row(sweep_id)
+        if row is None:
+            raise UnknownSweepError(
+                f"unknown sweep {sweep_id} in {self.store_path}; `sweepkit create` prints the ids"
+            )
+        return row

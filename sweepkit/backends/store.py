@@ -1,0 +1,310 @@
+"""The local backend's state: one SQLite file (WAL), safe for many agent processes.
+
+Every change is one transaction. Claiming a run is `BEGIN IMMEDIATE` (the
+write lock) -> read the sweep's runs -> ask the `sweeps` engine for the next
+config -> insert the run -> commit, so two agents can never be handed the same
+grid point and `run_cap` holds exactly, whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import sqlite3
+import string
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import sweeps
+
+from sweepkit.errors import SweepkitError
+
+LOCAL_PREFIX = "local-"
+ACTIVE = "running"
+TERMINAL_RUN_STATES = ("finished", "failed", "crashed", "killed", "stopped")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id          TEXT PRIMARY KEY,
+    name        TEXT,
+    project     TEXT,
+    config      TEXT NOT NULL,          -- the sweep YAML as JSON
+    state       TEXT NOT NULL,          -- running, finished
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    sweep_id     TEXT NOT NULL REFERENCES sweeps(id),
+    id           TEXT NOT NULL,         -- the wandb run id
+    state        TEXT NOT NULL,         -- running, finished, failed, crashed, killed, stopped
+    config       TEXT NOT NULL,         -- {"name": {"value": v}}, as the engine suggested it
+    search_info  TEXT,                  -- what the engine attached to the suggestion
+    history      TEXT NOT NULL DEFAULT '[]',  -- [{metric: v}, ...]: the sweep metric as logged
+    summary      TEXT NOT NULL DEFAULT '{}',  -- final values of the run's scalars
+    run_dir      TEXT,
+    error        TEXT,
+    created_at   REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    ended_at     REAL,
+    PRIMARY KEY (sweep_id, id)
+);
+CREATE INDEX IF NOT EXISTS runs_by_sweep_state ON runs (sweep_id, state);
+"""
+
+
+class StoreError(SweepkitError):
+    """The store file cannot be opened or is not a sweepkit store."""
+
+
+def default_store_path() -> Path:
+    """$SWEEPKIT_STORE, or .sweepkit/sweeps.db in the working directory."""
+    return Path(os.environ.get("SWEEPKIT_STORE") or Path(".sweepkit") / "sweeps.db")
+
+
+def new_id(length: int = 8) -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class Store:
+    """Sweeps and their runs in one SQLite file.
+
+    >>> import tempfile, os
+    >>> store = Store(os.path.join(tempfile.mkdtemp(), "s.db"))
+    >>> sid = store.create_sweep({"method": "grid", "parameters": {"a": {"values": [1]}}})
+    >>> store.claim_run(sid).config
+    {'a': {'value': 1}}
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StoreError(f"no sweep store at {self.path} (set --store or SWEEPKIT_STORE)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE).
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(f"cannot use {self.path} as a sweep store: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it lands, or none of it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # Sweeps ---------------------------------------------------------------
+
+    def create_sweep(
+        self, config: dict[str, Any], *, name: str | None = None, project: str | None = None
+    ) -> str:
+        sweep_id = LOCAL_PREFIX + new_id()
+        now = time.time()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO sweeps VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (sweep_id, name or config.get("name"), project, json.dumps(config), now, now),
+            )
+        return sweep_id
+
+    def sweep_row(self, sweep_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT id, name, project, config, state FROM sweeps WHERE id = ?", (sweep_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "id": row[0],
+            "name": row[1],
+            "project": row[2],
+            "config": json.loads(row[3]),
+            "state": row[4],
+        }
+
+    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE sweeps SET state = ?, updated_at = ? WHERE id = ?",
+                (state, time.time(), sweep_id),
+            )
+
+    # Runs -----------------------------------------------------------------
+
+    def claim_run(self, sweep_id: str) -> sweeps.SweepRun | None:
+        """Reserve the sweep's next run, or None (and mark the sweep finished) when it has none."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT config, state FROM sweeps WHERE id = ?", (sweep_id,)
+            ).fetchone()
+            if row is None or row[1] != "running":
+                return None
+            config = json.loads(row[0])
+            runs = self._engine_runs(db, sweep_id, config)
+            suggestion = None if self._sweep_is_done(config, runs) else _next(config, runs)
+            if suggestion is None:
+                db.execute(
+                    "UPDATE sweeps SET state = 'finished', updated_at = ? WHERE id = ?",
+                    (time.time(), sweep_id),
+                )
+                return None
+            suggestion.name = new_id()
+            now = time.time()
+            db.execute(
+                "INSERT INTO runs (sweep_id, id, state, config, search_info, created_at, heartbeat_at)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                (
+                    sweep_id,
+                    suggestion.name,
+                    json.dumps(suggestion.config),
+                    json.dumps(suggestion.search_info),
+                    now,
+                    now,
+                ),
+            )
+            return suggestion
+
+    def _engine_runs(
+        self, db: sqlite3.Connection, sweep_id: str, config: dict[str, Any]
+    ) -> list[sweeps.SweepRun]:
+        """The runs as the engine wants them; random search needs only their number."""
+        if config["method"] == "random" and "metric" not in config:
+            (n,) = db.execute(
+                "SELECT count(*) FROM runs WHERE sweep_id = ?", (sweep_id,)
+            ).fetchone()
+            return [sweeps.SweepRun()] * n
+        rows = db.execute(
+            "SELECT id, state, config, history, summary FROM runs WHERE sweep_id = ? ORDER BY created_at",
+            (sweep_id,),
+        ).fetchall()
+        return [
+            sweeps.SweepRun(
+                name=r[0],
+                # The engine knows no "stopped": a stopped run ended early, as killed ones do.
+                state="killed" if r[1] == "stopped" else r[1],
+                config=json.loads(r[2]),
+                history=json.loads(r[3]),
+                summary_metrics=json.loads(r[4]),
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _sweep_is_done(config: dict[str, Any], runs: list[sweeps.SweepRun]) -> bool:
+        cap = config.get("run_cap")
+        if cap is not None and len(runs) >= cap:
+            return True
+        metric = config.get("metric") or {}
+        target = metric.get("target")
+        if target is None:
+            return False
+        maximize = metric.get("goal", "minimize") == "maximize"
+        for run in runs:
+            value = run.summary_metrics.get(metric["name"]) if run.summary_metrics else None
+            if isinstance(value, int | float) and (
+                value >= target if maximize else value <= target
+            ):
+                return True
+        return False
+
+    def heartbeat(
+        self, sweep_id: str, run_id: str, history: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Record that a run is alive, and the sweep metric it has logged so far."""
+        with self._write() as db:
+            if history is None:
+                db.execute(
+                    "UPDATE runs SET heartbeat_at = ? WHERE sweep_id = ? AND id = ?",
+                    (time.time(), sweep_id, run_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE runs SET heartbeat_at = ?, history = ? WHERE sweep_id = ? AND id = ?",
+                    (time.time(), json.dumps(history), sweep_id, run_id),
+                )
+
+    def finish_run(
+        self,
+        sweep_id: str,
+        run_id: str,
+        *,
+        state: str,
+        history: list[dict[str, Any]],
+        summary: dict[str, Any],
+        run_dir: str | None,
+        error: str | None = None,
+    ) -> None:
+        if state not in TERMINAL_RUN_STATES:
+            raise ValueError(f"not a terminal run state: {state}")
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET state = ?, history = ?, summary = ?, run_dir = ?, error = ?, ended_at = ?,"
+                " heartbeat_at = ? WHERE sweep_id = ? AND id = ?",
+                (
+                    state,
+                    json.dumps(history),
+                    json.dumps(summary),
+                    run_dir,
+                    error,
+                    time.time(),
+                    time.time(),
+                    sweep_id,
+                    run_id,
+                ),
+            )
+
+    def runs_to_stop(self, sweep_id: str) -> set[str]:
+        """Running runs that the sweep's early_terminate rule (hyperband) would stop now."""
+        row = self.sweep_row(sweep_id)
+        if row is None or "early_terminate" not in row["config"] or "metric" not in row["config"]:
+            return set()
+        runs = self._engine_runs(self._db, sweep_id, row["config"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {r.name for r in sweeps.stop_runs(row["config"], runs) if r.state == "running"}
+
+    def run_rows(self, sweep_id: str) -> list[dict[str, Any]]:
+        cols = (
+            "id",
+            "state",
+            "config",
+            "summary",
+            "run_dir",
+            "error",
+            "created_at",
+            "ended_at",
+            "heartbeat_at",
+        )
+        rows = self._db.execute(
+            f"SELECT {', '.join(cols)} FROM runs WHERE sweep_id = ? ORDER BY created_at",
+            (sweep_id,),
+        ).fetchall()
+        out = []
+        for row in rows:
+            record = dict(zip(cols, row, strict=True))
+            record["config"] = json.loads(record["config"])
+            record["summary"] = json.loads(record["summary"])
+            out.append(record)
+        return out
+
+
+def _next(config: dict[str, Any], runs: list[sweeps.SweepRun]) -> sweeps.SweepRun | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sweeps.next_run(config, runs)

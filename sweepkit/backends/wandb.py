@@ -1,0 +1,83 @@
+"""The W&B backend: sweep state on a W&B server (cloud or self-hosted), runs online.
+
+Everything goes through wandb's public API: `wandb.sweep` registers,
+`wandb.agent` runs (W&B's server picks each run), `wandb.Api().sweep` reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweepkit.backends.base import Backend, RunRecord, SweepInfo, UnknownSweepError
+from sweepkit.credentials import wandb_credentials_configured
+from sweepkit.errors import SweepkitError
+
+
+class WandbUnavailableError(SweepkitError):
+    """No credentials, or the W&B server could not be reached."""
+
+
+class WandbBackend(Backend):
+    name = "wandb"
+
+    def __init__(self) -> None:
+        if not wandb_credentials_configured():
+            raise WandbUnavailableError(
+                "no W&B credentials: run `wandb login` or set WANDB_API_KEY, or use --backend local"
+            )
+
+    def create(
+        self,
+        config: dict[str, Any],
+        *,
+        project: str | None = None,
+        entity: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        import wandb
+
+        if name:
+            config = {**config, "name": name}
+        sweep_id = wandb.sweep(config, entity=entity, project=project)
+        # A full path resolves with no help from WANDB_ENTITY/WANDB_PROJECT on another machine.
+        return f"{entity}/{project}/{sweep_id}" if entity and project else sweep_id
+
+    def agent(self, sweep_id: str, *, function: str | None = None, count: int | None = None) -> int:
+        import wandb
+
+        from sweepkit.agent import resolve_function
+        from sweepkit.backends.base import DEFAULT_FUNCTION
+
+        sweep = self.sweep(sweep_id)  # an unknown id fails here, with our message
+        before = len(sweep.runs)
+        if function is None and "program" in sweep.config:
+            target = None  # wandb.agent runs the sweep's program itself
+        else:
+            target = resolve_function(function or DEFAULT_FUNCTION)
+        wandb.agent(sweep_id, function=target, count=count)
+        return len(self.sweep(sweep_id).runs) - before
+
+    def sweep(self, sweep_id: str) -> SweepInfo:
+        import wandb
+
+        try:
+            remote = wandb.Api().sweep(sweep_id)
+        except (ValueError, wandb.errors.CommError) as exc:
+            raise UnknownSweepError(f"unknown W&B sweep {sweep_id}: {exc}") from exc
+        metric = (remote.config.get("metric") or {}).get("name")
+        runs = [
+            RunRecord(
+                id=run.id,
+                state=run.state,
+                config={k: v for k, v in run.config.items() if not k.startswith("_")},
+                metric=_number(run.summary.get(metric)) if metric else None,
+                runtime=_number(run.summary.get("_runtime")),
+                location=run.url,
+            )
+            for run in remote.runs
+        ]
+        return SweepInfo(sweep_id, self.name, dict(remote.config), str(remote.state).lower(), runs)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
