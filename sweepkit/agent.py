@@ -140,6 +140,8 @@ def run_environment(
         "WANDB_PROJECT": sweep.get("project") or "sweepkit",
         "WANDB_DIR": str(wandb_dir),
         "WANDB_MODE": "offline",
+        # wandb's banner lines, once per run, drown the agent's own; WANDB_SILENT=false brings them back.
+        "WANDB_SILENT": os.environ.get("WANDB_SILENT", "true"),
     }
 
 

@@ -97,10 +97,22 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     except ValueError as exc:  # it raises instead of reporting on a non-mapping parameter
         extra = [str(exc)]
     raw_schema_messages = {e.message for e in errors}
-    problems += [_with_parameter_path(m, config) for m in extra if m not in raw_schema_messages]
+    for message in extra:
+        message = _with_parameter_path(message, config)
+        # Skip the engine's repeats of what the schema (with a path) or `empty` already said.
+        if message not in raw_schema_messages and not _repeats(message, problems):
+            problems.append(message)
     if not problems:
         problems += _engine_refusals(config)
     return list(dict.fromkeys(problems))
+
+
+def _repeats(message: str, problems: list[str]) -> bool:
+    """The engine's 'invalid hyperparameter configuration: NAME' when NAME is already reported."""
+    name = message.rsplit(": ", 1)[-1]
+    return message.startswith("invalid hyperparameter configuration") and any(
+        p.startswith(f"parameters.{name}.") or p.startswith(f"parameters.{name}:") for p in problems
+    )
 
 
 def _with_parameter_path(message: str, config: Mapping[str, Any]) -> str:

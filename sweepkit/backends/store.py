@@ -165,6 +165,9 @@ class Store:
                 )
                 return None
             suggestion.name = new_id()
+            # The engine hands out numpy scalars; the run's param file and wandb want plain values.
+            suggestion.config = _plain(suggestion.config)
+            suggestion.search_info = _plain(suggestion.search_info)
             now = time.time()
             db.execute(
                 "INSERT INTO runs (sweep_id, id, state, config, search_info, created_at, heartbeat_at)"
@@ -308,3 +311,10 @@ def _next(config: dict[str, Any], runs: list[sweeps.SweepRun]) -> sweeps.SweepRu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return sweeps.next_run(config, runs)
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy with numpy scalars and arrays turned into Python numbers and lists."""
+    return json.loads(
+        json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )

@@ -1,0 +1,21 @@
+"""Functions and programs that sweep tests run: real wandb runs that do almost no work."""
+
+from __future__ import annotations
+
+import wandb
+
+
+def quadratic() -> None:
+    """Logs loss = (x - 3)^2 three times, as a training run logs its metric per epoch."""
+    with wandb.init() as run:
+        x = float(run.config.get("x", 0.0))
+        for step in range(3):
+            run.log({"loss": (x - 3) ** 2 + 1.0 / (step + 1), "epoch": step})
+
+
+def raises() -> None:
+    with wandb.init():
+        raise RuntimeError("diverged")
+
+
+not_callable = 42

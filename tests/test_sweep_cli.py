@@ -1,0 +1,225 @@
+"""The sweep commands through the real console script: agents as real processes."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import sweepkit
+
+REPO = Path(__file__).resolve().parent.parent
+GRID_12 = """
+method: grid
+metric: {name: loss, goal: minimize}
+parameters:
+  x: {values: [0.0, 1.0, 2.0, 3.0]}
+  y: {values: [a, b, c]}
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # agents import tests.sweep_functions
+    return tmp_path
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def create(workdir: Path, yaml_text: str) -> str:
+    result = sweepkit("create", str(write(workdir / "sweep.yaml", yaml_text)), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "backend: local (WANDB_MODE is offline" in result.stderr
+    assert "sweepkit agent local-" in result.stderr  # the exact command to start an agent
+    return result.stdout.strip()
+
+
+def status(workdir: Path, sweep_id: str) -> dict:
+    result = sweepkit("status", sweep_id, "--json", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_validate_prints_a_summary_for_a_good_file():
+    result = sweepkit("validate", str(REPO / "sweeps" / "quick_grid.yaml"))
+    assert result.returncode == 0
+    assert "ok, grid sweep, 4 parameters, 4 grid points" in result.stdout
+
+
+def test_validate_prints_every_violation_one_per_line_and_exits_2(tmp_path):
+    bad = write(
+        tmp_path / "bad.yaml",
+        "method: grid\nmetric: {name: acc, goal: up}\nparameters:\n  a: {values: []}\n  b: {min: 3, max: 1}\n",
+    )
+    result = sweepkit("validate", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"{bad}: ") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_four_agent_processes_finish_a_12_point_grid_each_point_once(workdir):
+    sweep_id = create(workdir, GRID_12)
+    agents = [
+        subprocess.Popen(["sweepkit", "agent", sweep_id, "--function", "tests.sweep_functions:quadratic"], cwd=workdir,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]  # fmt: skip
+    outputs = [a.communicate(timeout=300) for a in agents]
+    assert [a.returncode for a in agents] == [0, 0, 0, 0], [o[1][-2000:] for o in outputs]
+    info = status(workdir, sweep_id)
+    assert info["counts"] == {"finished": 12} and info["state"] == "finished"
+    points = sorted((r["config"]["x"], r["config"]["y"]) for r in info["runs"])
+    assert points == sorted(itertools.product([0.0, 1.0, 2.0, 3.0], ["a", "b", "c"]))
+    assert info["best"]["config"]["x"] == 3.0  # loss = (x-3)^2 + ...
+    # Every run is a real offline wandb run whose folder `wandb sync` can upload.
+    assert all(Path(r["location"]).is_dir() for r in info["runs"])
+
+
+def test_run_cap_holds_with_parallel_agents(workdir):
+    sweep_id = create(
+        workdir,
+        "method: random\nrun_cap: 5\nparameters:\n  x: {distribution: uniform, min: 0, max: 6}\n",
+    )
+    agents = [
+        subprocess.Popen(["sweepkit", "agent", sweep_id, "-f", "tests.sweep_functions:quadratic"], cwd=workdir,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(3)
+    ]  # fmt: skip
+    assert [a.wait(timeout=300) for a in agents] == [0, 0, 0]
+    assert status(workdir, sweep_id)["counts"] == {"finished": 5}
+
+
+def test_program_sweep_with_boolean_flags_runs_unchanged(workdir):
+    program = REPO / "tests" / "flags_program.py"
+    sweep_id = create(
+        workdir,
+        f"""
+program: {program}
+command: ["${{env}}", "${{interpreter}}", "${{program}}", "${{args_no_boolean_flags}}"]
+method: grid
+metric: {{name: loss, goal: minimize}}
+parameters:
+  lr: {{values: [0.1, 0.2]}}
+  layers: {{value: 3}}
+  amp: {{values: [true, false]}}
+""",
+    )
+    result = sweepkit("agent", sweep_id, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    info = status(workdir, sweep_id)
+    assert info["counts"] == {"finished": 4}
+    from tests.wandb_disk import run_summary
+
+    for run in info["runs"]:
+        logged = run_summary(run["location"])
+        # argparse saw --amp only when true, and the values reached the run's config.
+        assert logged["config"]["amp"] is run["config"]["amp"]
+        assert logged["config"]["lr"] == run["config"]["lr"] and logged["config"]["layers"] == 3
+        expected = run["config"]["lr"] * 3 + (0.5 if run["config"]["amp"] else 0.0)
+        assert run["metric"] == pytest.approx(expected)
+
+
+def test_a_failing_run_is_marked_failed_with_its_traceback_kept(workdir):
+    sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1]}\n")
+    result = sweepkit("agent", sweep_id, "-f", "tests.sweep_functions:raises", cwd=workdir)
+    assert result.returncode == 0
+    (run,) = status(workdir, sweep_id)["runs"]
+    assert run["state"] == "failed"
+    import sqlite3
+
+    (error,) = (
+        sqlite3.connect(workdir / ".sweepkit" / "sweeps.db")
+        .execute("SELECT error FROM runs")
+        .fetchone()
+    )
+    assert "RuntimeError: diverged" in error
+
+
+def store_digest(workdir: Path) -> str | None:
+    db = workdir / ".sweepkit" / "sweeps.db"
+    if not db.exists():
+        return None
+    import sqlite3
+
+    rows = (
+        sqlite3.connect(db)
+        .execute(
+            "SELECT * FROM sweeps UNION ALL SELECT sweep_id, id, state, config, 0, 0, 0 FROM runs"
+        )
+        .fetchall()
+    )
+    return hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "{malformed}"], "not valid YAML at line"),
+        (["create", "{violation}"], "metric.goal"),
+        (["create", "missing.yaml"], "cannot read missing.yaml"),
+        (["create", "{good}", "--backend", "wandb"], "no W&B credentials"),
+        (["create", "{good}", "--backend", "cloud"], "--backend must be one of"),
+        (["agent", "local-nosuchid"], "unknown sweep local-nosuchid"),
+        (["agent", "abc123"], "unknown sweep abc123"),
+        (["agent", "{existing}", "--count", "0"], "--count"),
+        (["agent", "{existing}", "--function", "nosuchmodule:main"], "cannot import nosuchmodule"),
+        (
+            ["agent", "{existing}", "--function", "tests.sweep_functions:not_callable"],
+            "not a callable",
+        ),
+        (["status", "local-nosuchid"], "unknown sweep local-nosuchid"),
+        (["run", "{violation}"], "metric.goal"),
+    ],
+)
+def test_bad_input_is_one_line_nonzero_and_leaves_the_store_unchanged(workdir, args, message):
+    good = write(workdir / "good.yaml", "method: grid\nparameters:\n  x: {values: [1, 2]}\n")
+    write(workdir / "malformed.yaml", "method: grid\nparameters: [\n")
+    write(
+        workdir / "violation.yaml",
+        "method: grid\nmetric: {name: a, goal: up}\nparameters:\n  x: {values: [1]}\n",
+    )
+    existing = sweepkit("create", str(good), cwd=workdir).stdout.strip()
+    before = store_digest(workdir)
+    names = {
+        "malformed": "malformed.yaml",
+        "violation": "violation.yaml",
+        "good": "good.yaml",
+        "existing": existing,
+    }
+    result = sweepkit(
+        *[re.sub(r"\{(\w+)\}", lambda m: names[m.group(1)], a) for a in args], cwd=workdir
+    )
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    error_lines = [
+        line for line in result.stderr.splitlines() if line.startswith("error:") or "Error" in line
+    ]
+    assert len(error_lines) == 1, result.stderr
+    assert store_digest(workdir) == before
+
+
+@pytest.mark.slow
+def test_readme_first_command_runs_as_written(workdir):
+    first = (REPO / "README.md").read_text().split("```bash\n", 1)[1].splitlines()[0]
+    command = first.split("#")[0].split("&&", 1)[1].strip()  # the part after `pip install ... &&`
+    assert command.startswith("sweepkit run sweeps/")
+    result = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True,
+                            env={**__import__("os").environ, "SWEEPKIT_STORE": str(workdir / "s.db")})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_id = result.stdout.strip().splitlines()[0]
+    info = json.loads(
+        sweepkit("status", sweep_id, "--json", "--store", str(workdir / "s.db")).stdout
+    )
+    assert info["counts"] == {"finished": 4}
+    assert info["best"]["metric"] > 80  # acc, % on the sample
