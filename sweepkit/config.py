@@ -21,9 +21,10 @@ import yaml
 
 with warnings.catch_warnings():  # the engine's pydantic models warn about v1-style options
     warnings.simplefilter("ignore")
-    import sweeps
     from sweeps.config import schema as sweeps_schema
     from sweeps.params import HyperParameter, HyperParameterSet
+
+    import sweeps
 
 from sweepkit.errors import ConfigError
 
