@@ -140,6 +140,11 @@ def run_environment(
         "WANDB_PROJECT": sweep.get("project") or "sweepkit",
         "WANDB_DIR": str(wandb_dir),
         "WANDB_MODE": "offline",
+        # wandb-core flushes the run's .wandb log every 15 s by default: too late for
+        # heartbeats and hyperband, which read it every HEARTBEAT_S.
+        "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL": os.environ.get(
+            "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL", "1"
+        ),
         # wandb's banner lines, once per run, drown the agent's own; WANDB_SILENT=false brings them back.
         "WANDB_SILENT": os.environ.get("WANDB_SILENT", "true"),
     }

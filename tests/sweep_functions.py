@@ -19,3 +19,13 @@ def raises() -> None:
 
 
 not_callable = 42
+
+
+def slow_curve() -> None:
+    """Logs a flat loss curve at `x`, one point per 0.4 s, as a long training run would."""
+    import time
+
+    with wandb.init() as run:
+        for epoch in range(8):
+            run.log({"loss": float(run.config["x"]), "epoch": epoch})
+            time.sleep(0.4)

@@ -223,3 +223,28 @@ def test_readme_first_command_runs_as_written(workdir):
     )
     assert info["counts"] == {"finished": 4}
     assert info["best"]["metric"] > 80  # acc, % on the sample
+
+
+@pytest.mark.slow
+def test_hyperband_stops_a_run_that_trails_the_finished_ones(workdir):
+    sweep_id = create(
+        workdir,
+        """
+method: grid
+metric: {name: loss, goal: minimize}
+parameters:
+  x: {values: [0.3, 0.2, 0.1, 9.0]}  # each run beats the ones before it, but the last
+early_terminate: {type: hyperband, min_iter: 2, eta: 2}
+""",
+    )
+    result = sweepkit("agent", sweep_id, "-f", "tests.sweep_functions:slow_curve", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    runs = {r["config"]["x"]: r for r in status(workdir, sweep_id)["runs"]}
+    assert runs[9.0]["state"] == "stopped"
+    assert "stopped by early termination" in result.stderr
+    assert [runs[x]["state"] for x in (0.3, 0.2, 0.1)] == ["finished"] * 3
+    from tests.wandb_disk import history
+
+    assert (
+        len([r for r in history(runs[9.0]["location"]) if "loss" in r]) < 8
+    )  # it did not run to the end
