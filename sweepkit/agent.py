@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 import yaml
 
 from sweepkit import program
-from sweepkit.backends.base import DEFAULT_FUNCTION
+from sweepkit.backends.base import DEFAULT_FUNCTION, AgentResult
 from sweepkit.backends.store import Store
 from sweepkit.errors import ConfigError
 from sweepkit.log import note
@@ -82,20 +83,31 @@ class _FunctionProcess:
         self._process.kill()
 
 
-def _run_function_child(ref: str, env: dict[str, str], error_file: str) -> None:
+def _run_function_child(
+    ref: str, env: dict[str, str], error_file: str, log_file: str | None
+) -> None:
     """In the child: become the run's environment, call the function, report a failure."""
+    # Its own process group: a Ctrl-C in the terminal reaches the agent, which decides
+    # whether the run finishes (first Ctrl-C) or is stopped (second).
+    os.setpgrp()
+    if log_file:
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
     os.environ.update(env)
-    # Our stop (hyperband, a cancelled sweep) arrives as SIGTERM: let the function's
+    # Our stop (hyperband, Ctrl-C twice) arrives as SIGTERM: raise, so that the function's
     # `with wandb.init()` / try-finally blocks finish the wandb run on the way out.
-    signal.signal(
-        signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt("stopped by the sweep"))
-    )
+    signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         resolve_function(ref)()
     except BaseException:
         Path(error_file).write_text(traceback.format_exc())
         sys.stderr.write(traceback.format_exc())
         sys.exit(1)
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("stopped by the sweep agent")
 
 
 class Executor:
@@ -116,14 +128,28 @@ class Executor:
         modules = ["sweepkit.agent", "wandb", self.function.partition(":")[0]]
         self._context.set_forkserver_preload(modules)
 
-    def start(self, run_config: dict[str, Any], env: dict[str, str], scratch: Path) -> RunProcess:
+    def start(
+        self, run_config: dict[str, Any], env: dict[str, str], scratch: Path, log_file: Path | None
+    ) -> RunProcess:
         if self.is_program:
             argv = program.build_command(self.sweep_config, run_config, scratch / "args.json")
-            return subprocess.Popen(argv, env={**os.environ, **env})
+            output = open(log_file, "ab") if log_file else None  # noqa: SIM115 - the child owns it
+            try:
+                return subprocess.Popen(
+                    argv, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT if output else None,
+                    start_new_session=True,  # Ctrl-C goes to the agent, which decides (see above)
+                )  # fmt: skip
+            finally:
+                if output:
+                    output.close()
         process = self._context.Process(
             target=_run_function_child,
-            args=(self.function, env, str(scratch / "error.txt")),
-            daemon=False,
+            args=(
+                self.function,
+                env,
+                str(scratch / "error.txt"),
+                str(log_file) if log_file else None,
+            ),
         )
         process.start()
         return _FunctionProcess(process)
@@ -150,44 +176,82 @@ def run_environment(
     }
 
 
-def run_agent(
-    store: Store, sweep_id: str, *, function: str | None = None, count: int | None = None
-) -> int:
-    """Perform runs of a local sweep until it is done or `count` runs have ended.
+class _Interrupts:
+    """Ctrl-C once: finish the current run, then stop. Twice (or SIGTERM): stop the run now."""
 
-    Returns:
-        The number of runs performed.
+    def __init__(self, label: str) -> None:
+        self.drain = False
+        self.kill = False
+        self._label = label
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._on_sigint)
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.drain:
+            self._on_sigterm(signum, frame)
+            return
+        self.drain = True
+        note(f"{self._label}finishing the current run, then stopping (Ctrl-C again to stop it now)")
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.drain = self.kill = True
+
+
+def run_agent(
+    store: Store,
+    sweep_id: str,
+    *,
+    function: str | None = None,
+    count: int | None = None,
+    label: str = "",
+    log_dir: Path | None = None,
+) -> AgentResult:
+    """Perform runs of a local sweep until it is done, `count` runs have ended, or Ctrl-C.
+
+    Args:
+        store: the sweep's store.
+        sweep_id: a local sweep id.
+        function: ``module:attr`` to call, None for the sweep's program or sweepkit's train.
+        count: the most runs to perform.
+        label: a prefix for this agent's lines (its worker and GPU).
+        log_dir: when given, each run's output goes to ``log_dir/<run id>.log``
+            instead of the terminal.
     """
     sweep = store.sweep_row(sweep_id)
     assert sweep is not None, "resolved by the backend"
     executor = Executor(sweep["config"], function)
     wandb_dir = Path(os.environ.get("WANDB_DIR") or os.getcwd()).resolve()
     metric = (sweep["config"].get("metric") or {}).get("name")
-    performed = 0
-    while count is None or performed < count:
+    prefix = f"[{label}] " if label else ""
+    interrupts = _Interrupts(prefix)
+    result = AgentResult()
+    while (count is None or result.performed < count) and not interrupts.drain:
         run = store.claim_run(sweep_id)
         if run is None:
             break
-        performed += 1
-        scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}"
+        result.performed += 1
+        scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.name
         scratch.mkdir(parents=True, exist_ok=True)
-        param_path = scratch / f"config-{run.name}.yaml"
+        param_path = scratch / "config.yaml"
         param_path.write_text(yaml.safe_dump(run.config))
-        run_scratch = scratch / run.name
-        run_scratch.mkdir(exist_ok=True)
+        log_file = log_dir / f"{run.name}.log" if log_dir else None
         params = ", ".join(f"{k}={v['value']}" for k, v in run.config.items())
-        note(f"run {run.name} started: {params}")
-        process = executor.start(
-            run.config, run_environment(sweep, run.name, wandb_dir, param_path), run_scratch
+        note(
+            f"{prefix}run {run.name} started: {params}"
+            + (f" (log: {log_file})" if log_file else "")
         )
-        state = _supervise(process, store, sweep_id, run.name, wandb_dir, metric)
+        env = run_environment(sweep, run.name, wandb_dir, param_path)
+        process = executor.start(run.config, env, scratch, log_file)
+        state = _supervise(process, store, sweep_id, run.name, wandb_dir, metric, interrupts)
         run_file = find_run_file(wandb_dir, run.name)
         log = read_run_log(run_file) if run_file else RunLog([], {}, None)
-        error_file = run_scratch / "error.txt"
+        error_file = scratch / "error.txt"
         error = error_file.read_text() if error_file.exists() else None
         if state == "finished" and process.poll() != 0:
             state = "failed"
             error = error or f"exited with code {process.poll()}"
+        result.failed += state == "failed"
         store.finish_run(
             sweep_id,
             run.name,
@@ -198,8 +262,10 @@ def run_agent(
             error=error,
         )
         value = log.summary.get(metric) if metric else None
-        note(f"run {run.name} {state}" + (f": {metric}={value:g}" if value is not None else ""))
-    return performed
+        shown = f": {metric}={value:g}" if value is not None else ""
+        note(f"{prefix}run {run.name} {state}{shown}")
+    result.interrupted = interrupts.drain
+    return result
 
 
 def _supervise(
@@ -209,17 +275,21 @@ def _supervise(
     run_id: str,
     wandb_dir: Path,
     metric: str | None,
+    interrupts: _Interrupts,
 ) -> str:
-    """Wait for a run, heartbeating its progress; stop it if early termination says so."""
-    stop_sent_at: float | None = None
+    """Wait for a run, heartbeating its progress; stop it if early termination or Ctrl-C says so."""
+    stopped: str | None = None  # why we stopped it: "stopped" (hyperband) or "killed" (Ctrl-C)
+    stop_sent_at = 0.0
     next_beat = time.monotonic() + HEARTBEAT_S
     while process.poll() is None:
-        time.sleep(0.05 if stop_sent_at is None else 0.2)
-        if process.poll() is not None:
-            break
-        if stop_sent_at is not None:
+        time.sleep(0.05)
+        if stopped is not None:
             if time.monotonic() - stop_sent_at > STOP_GRACE_S:
                 process.kill()
+            continue
+        if interrupts.kill:
+            stopped, stop_sent_at = "killed", time.monotonic()
+            process.terminate()
             continue
         if time.monotonic() < next_beat:
             continue
@@ -229,6 +299,6 @@ def _supervise(
         store.heartbeat(sweep_id, run_id, history)
         if run_id in store.runs_to_stop(sweep_id):
             note(f"run {run_id}: stopped by early termination")
+            stopped, stop_sent_at = "stopped", time.monotonic()
             process.terminate()
-            stop_sent_at = time.monotonic()
-    return "stopped" if stop_sent_at is not None else "finished"
+    return stopped or "finished"

@@ -170,15 +170,88 @@ def agent(
     sweep_id: Annotated[
         str, typer.Argument(help="A sweep id from `sweepkit create` (local-... or a W&B id/path).")
     ],
-    count: CountOption = None,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--count",
+            "-n",
+            min=1,
+            help="Runs this command performs in total, across all its workers.  [default: until the sweep is done]",
+        ),
+    ] = None,
     function: FunctionOption = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="'all' or indices like 0,1,3: one worker per GPU, each seeing only its GPU."
+        ),
+    ] = None,
+    per_gpu: Annotated[int, typer.Option(min=1, help="Workers per GPU (with --gpus).")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="CPU workers; the CPU's cores are split between them (no GPU use)."
+        ),
+    ] = None,
     store: StoreOption = None,
+    label: Annotated[
+        str, typer.Option(hidden=True, help="A worker's name in its output lines.")
+    ] = "",
+    run_logs: Annotated[
+        Path | None, typer.Option(hidden=True, help="Folder for per-run log files.")
+    ] = None,
 ) -> None:
-    """Run runs of a sweep until it is done or --count runs have ended."""
+    """Run runs of a sweep until it is done or --count runs have ended.
+
+    With --gpus or --workers, starts one agent process per worker; their lines
+    name the worker and GPU, each run's output goes to a log file the line names.
+    Ctrl-C once: runs finish, then agents stop. Twice: runs are stopped now and
+    marked killed. The exit code is 1 if any run failed, 130 after Ctrl-C.
+    """
     from sweepkit.backends import backend_for_id
 
-    performed = backend_for_id(sweep_id, store).agent(sweep_id, function=function, count=count)
-    note(f"agent done: {performed} run(s)")
+    backend = backend_for_id(sweep_id, store)
+    if gpus is None and workers is None:
+        if per_gpu != 1:
+            raise ConfigError("--per-gpu needs --gpus")
+        result = backend.agent(
+            sweep_id, function=function, count=count, label=label, log_dir=run_logs
+        )
+        note(
+            f"{f'[{label}] ' if label else ''}agent done: {result.performed} run(s), {result.failed} failed"
+        )
+        raise typer.Exit(result.exit_code)
+
+    from sweepkit import launch
+
+    plan = launch.plan_workers(
+        gpus=None if gpus is None else launch.parse_gpus(gpus, launch.visible_gpu_count()),
+        per_gpu=per_gpu,
+        workers=workers,
+        count=count,
+        cores=os.cpu_count() or 1,
+    )
+    backend.sweep(sweep_id)  # an unknown id fails once here, not once per worker
+    log_dir = (
+        run_logs
+        or Path(os.environ.get("WANDB_DIR") or ".")
+        / "wandb"
+        / f"sweep-{sweep_id.replace('/', '-')}"
+        / "logs"
+    )
+    stagger = (
+        0.0 if backend.name == "local" else 5.0
+    )  # the local store already never repeats a suggestion
+    raise typer.Exit(
+        launch.run_workers(
+            plan,
+            sweep_id,
+            function=function,
+            store=store,
+            log_dir=log_dir.resolve(),
+            stagger_s=stagger,
+        )
+    )
 
 
 @app.command()
@@ -203,8 +276,11 @@ def run(
     chosen = backend_for_new_sweep(backend, store)
     sweep_id = chosen.create(config, project=project, entity=entity)
     print(sweep_id)
-    performed = chosen.agent(sweep_id, function=function, count=count)
-    note(f"agent done: {performed} run(s); see them with: sweepkit status {sweep_id}")
+    result = chosen.agent(sweep_id, function=function, count=count)
+    note(
+        f"agent done: {result.performed} run(s), {result.failed} failed; see them with: sweepkit status {sweep_id}"
+    )
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()

@@ -132,7 +132,8 @@ parameters:
 def test_a_failing_run_is_marked_failed_with_its_traceback_kept(workdir):
     sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1]}\n")
     result = sweepkit("agent", sweep_id, "-f", "tests.sweep_functions:raises", cwd=workdir)
-    assert result.returncode == 0
+    assert result.returncode == 1  # the exit code says a run failed
+    assert "agent done: 1 run(s), 1 failed" in result.stderr
     (run,) = status(workdir, sweep_id)["runs"]
     assert run["state"] == "failed"
     import sqlite3

@@ -6,7 +6,8 @@ Contract (tested over both backends by tests/backends/test_contract.py):
   Ids name their backend unambiguously: local ids start with ``local-``, anything
   else is a W&B sweep id (``ID`` or ``entity/project/ID``).
 - `agent(sweep_id, function=..., count=...)` performs runs of the sweep until the
-  sweep has no more runs to give or `count` runs have ended. `function` is a
+  sweep has no more runs to give or `count` runs have ended, and returns an
+  `AgentResult` (runs performed, runs failed). `function` is a
   ``module:attr`` reference to a callable following W&B's function-agent
   contract (it calls `wandb.init` and reads `wandb.config`); None means the
   sweep's `program`, or sweepkit's own train function when it has none.
@@ -20,6 +21,7 @@ import abc
 import dataclasses
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sweepkit.errors import SweepkitError
@@ -73,6 +75,20 @@ class SweepInfo:
         return dict(Counter(r.state for r in self.runs))
 
 
+@dataclasses.dataclass
+class AgentResult:
+    """What an agent did: runs performed, runs that failed, and whether it was interrupted."""
+
+    performed: int = 0
+    failed: int = 0
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """130 after Ctrl-C, 1 if any run failed, else 0."""
+        return 130 if self.interrupted else (1 if self.failed else 0)
+
+
 class Backend(abc.ABC):
     """Where sweep state lives and who picks the next run."""
 
@@ -90,8 +106,20 @@ class Backend(abc.ABC):
         """Register a validated sweep config; return the new sweep's id."""
 
     @abc.abstractmethod
-    def agent(self, sweep_id: str, *, function: str | None = None, count: int | None = None) -> int:
-        """Perform runs of the sweep; return how many runs this call performed."""
+    def agent(
+        self,
+        sweep_id: str,
+        *,
+        function: str | None = None,
+        count: int | None = None,
+        label: str = "",
+        log_dir: Path | None = None,
+    ) -> AgentResult:
+        """Perform runs of the sweep; say how many, and how many failed.
+
+        `label` prefixes the agent's lines (a worker's name and GPU); with
+        `log_dir`, run output goes to files there instead of the terminal.
+        """
 
     @abc.abstractmethod
     def sweep(self, sweep_id: str) -> SweepInfo:

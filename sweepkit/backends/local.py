@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweepkit.backends.base import Backend, RunRecord, SweepInfo, UnknownSweepError
+from sweepkit.backends.base import AgentResult, Backend, RunRecord, SweepInfo, UnknownSweepError
 from sweepkit.backends.store import Store, default_store_path
 
 
@@ -35,11 +35,21 @@ class LocalBackend(Backend):
         # entity means nothing offline; `sweepkit sync` names one when uploading.
         return self.store.create_sweep(config, name=name, project=project)
 
-    def agent(self, sweep_id: str, *, function: str | None = None, count: int | None = None) -> int:
+    def agent(
+        self,
+        sweep_id: str,
+        *,
+        function: str | None = None,
+        count: int | None = None,
+        label: str = "",
+        log_dir: Path | None = None,
+    ) -> AgentResult:
         from sweepkit.agent import run_agent  # imports wandb: only for commands that run
 
         self._existing(sweep_id)
-        return run_agent(self.store, sweep_id, function=function, count=count)
+        return run_agent(
+            self.store, sweep_id, function=function, count=count, label=label, log_dir=log_dir
+        )
 
     def sweep(self, sweep_id: str) -> SweepInfo:
         row = self._existing(sweep_id)

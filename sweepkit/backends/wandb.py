@@ -6,9 +6,10 @@ Everything goes through wandb's public API: `wandb.sweep` registers,
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sweepkit.backends.base import Backend, RunRecord, SweepInfo, UnknownSweepError
+from sweepkit.backends.base import AgentResult, Backend, RunRecord, SweepInfo, UnknownSweepError
 from sweepkit.credentials import wandb_credentials_configured
 from sweepkit.errors import SweepkitError
 
@@ -42,20 +43,33 @@ class WandbBackend(Backend):
         # A full path resolves with no help from WANDB_ENTITY/WANDB_PROJECT on another machine.
         return f"{entity}/{project}/{sweep_id}" if entity and project else sweep_id
 
-    def agent(self, sweep_id: str, *, function: str | None = None, count: int | None = None) -> int:
+    def agent(
+        self,
+        sweep_id: str,
+        *,
+        function: str | None = None,
+        count: int | None = None,
+        label: str = "",
+        log_dir: Path | None = None,
+    ) -> AgentResult:
         import wandb
 
         from sweepkit.agent import resolve_function
         from sweepkit.backends.base import DEFAULT_FUNCTION
 
-        sweep = self.sweep(sweep_id)  # an unknown id fails here, with our message
-        before = len(sweep.runs)
+        # An unknown id fails here, with our message. W&B's agent prints its own lines
+        # and runs in this process, so label and log_dir have nothing to add here.
+        sweep = self.sweep(sweep_id)
+        before = {r.id for r in sweep.runs}
         if function is None and "program" in sweep.config:
             target = None  # wandb.agent runs the sweep's program itself
         else:
             target = resolve_function(function or DEFAULT_FUNCTION)
         wandb.agent(sweep_id, function=target, count=count)
-        return len(self.sweep(sweep_id).runs) - before
+        new = [r for r in self.sweep(sweep_id).runs if r.id not in before]
+        return AgentResult(
+            performed=len(new), failed=sum(r.state in ("failed", "crashed") for r in new)
+        )
 
     def sweep(self, sweep_id: str) -> SweepInfo:
         import wandb

@@ -42,7 +42,8 @@ def test_a_new_sweep_has_its_config_and_no_runs(backend_kind):
 def test_agent_performs_count_runs_and_status_sees_their_metric(backend_kind):
     backend = new_backend(backend_kind)
     sweep_id = backend.create(CONFIG, project="proj")
-    assert backend.agent(sweep_id, function=FUNCTION, count=2) == 2
+    result = backend.agent(sweep_id, function=FUNCTION, count=2)
+    assert (result.performed, result.failed, result.exit_code) == (2, 0, 0)
     info = backend_for_id(sweep_id).sweep(sweep_id)
     assert [r.state for r in info.runs] == ["finished", "finished"]
     assert all(r.metric is not None for r in info.runs)
