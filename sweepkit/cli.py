@@ -224,6 +224,8 @@ def agent(
 
     from sweepkit import launch
 
+    if gpus is not None and workers is not None:
+        raise ConfigError(launch.EXCLUSIVE)  # before counting GPUs, which may not exist
     plan = launch.plan_workers(
         gpus=None if gpus is None else launch.parse_gpus(gpus, launch.visible_gpu_count()),
         per_gpu=per_gpu,

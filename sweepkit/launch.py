@@ -21,6 +21,7 @@ from sweepkit.errors import ConfigError
 from sweepkit.log import note
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+EXCLUSIVE = "--gpus and --workers cannot be combined: use --gpus with --per-gpu K"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +91,7 @@ def plan_workers(
     so that they do not oversubscribe the machine.
     """
     if gpus is not None and workers is not None:
-        raise ConfigError("--gpus and --workers cannot be combined: use --gpus with --per-gpu K")
+        raise ConfigError(EXCLUSIVE)
     slots: list[int | None] = (
         [g for g in gpus for _ in range(per_gpu)] if gpus is not None else [None] * (workers or 1)
     )
