@@ -257,6 +257,52 @@ def agent(
 
 
 @app.command()
+def docker(
+    sweep_id: Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")],
+    gpus: Annotated[
+        str, typer.Option(help="'all' or indices like 0,1,2,3: one container per GPU.")
+    ] = "all",
+    image: Annotated[
+        str, typer.Option(help="The image built from docker/Dockerfile.")
+    ] = "sweepkit:latest",
+    count: Annotated[
+        int | None,
+        typer.Option("--count", "-n", min=1, help="Runs in total, across all containers."),
+    ] = None,
+    function: FunctionOption = None,
+    store: StoreOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the docker commands; start nothing.")
+    ] = False,
+) -> None:
+    """Run the sweep's agents in docker: one container per GPU (`docker run --gpus device=N`).
+
+    The working directory is mounted at /work (local store, run folders), the
+    MNIST folder at /data; the W&B key is passed by name (-e WANDB_API_KEY), never
+    written out.
+    """
+    from sweepkit import docker as docker_launch
+    from sweepkit import launch
+    from sweepkit.train.config import default_data_dir
+
+    # Indices are the docker host's: docker checks them. Only "all" needs to count GPUs here.
+    gpu_list = launch.parse_gpus(
+        gpus, launch.visible_gpu_count() if gpus.strip() == "all" else None
+    )
+    commands = docker_launch.plan_containers(
+        sweep_id, gpu_list, image=image, workdir=Path.cwd(), data_dir=Path(default_data_dir()),
+        store=store, count=count, function=function,
+    )  # fmt: skip
+    if dry_run:
+        print(docker_launch.render(commands))
+        return
+    Path(default_data_dir()).mkdir(
+        parents=True, exist_ok=True
+    )  # else docker creates it, owned by root
+    raise typer.Exit(docker_launch.run_containers(commands))
+
+
+@app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")],
     count: CountOption = None,

@@ -38,8 +38,10 @@ class Worker:
         return f"w{self.index} " + (f"gpu{self.gpu}" if self.gpu is not None else "cpu")
 
 
-def parse_gpus(spec: str, visible: int) -> list[int]:
+def parse_gpus(spec: str, visible: int | None) -> list[int]:
     """``all`` or a comma list of GPU indices, checked against the GPUs torch can see.
+
+    ``visible=None`` skips that check (a docker host's GPUs, which docker checks).
 
     >>> parse_gpus("0,2", visible=4)
     [0, 2]
@@ -47,6 +49,8 @@ def parse_gpus(spec: str, visible: int) -> list[int]:
     [0, 1]
     """
     if spec.strip() == "all":
+        if visible is None:
+            raise ValueError("'all' needs the number of visible GPUs")
         if visible == 0:
             raise ConfigError(
                 "--gpus all: no CUDA GPU is visible here; use --workers N for CPU workers"
@@ -62,7 +66,7 @@ def parse_gpus(spec: str, visible: int) -> list[int]:
         raise ConfigError(
             f"--gpus lists a GPU twice: {spec!r} (use --per-gpu for several workers per GPU)"
         )
-    missing = [g for g in gpus if not 0 <= g < visible]
+    missing = [g for g in gpus if g < 0 or (visible is not None and g >= visible)]
     if missing:
         seen = f"GPUs 0-{visible - 1}" if visible else "no GPU"
         raise ConfigError(f"--gpus {spec}: GPU {missing[0]} does not exist (torch sees {seen})")
