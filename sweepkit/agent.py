@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import yaml
 
 from sweepkit import program
-from sweepkit.backends.base import DEFAULT_FUNCTION, AgentResult
+from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult
 from sweepkit.backends.store import Store
 from sweepkit.errors import ConfigError
 from sweepkit.log import note
@@ -206,6 +206,7 @@ def run_agent(
     count: int | None = None,
     label: str = "",
     log_dir: Path | None = None,
+    options: AgentOptions | None = None,
 ) -> AgentResult:
     """Perform runs of a local sweep until it is done, `count` runs have ended, or Ctrl-C.
 
@@ -217,7 +218,9 @@ def run_agent(
         label: a prefix for this agent's lines (its worker and GPU).
         log_dir: when given, each run's output goes to ``log_dir/<run id>.log``
             instead of the terminal.
+        options: failure, timeout and crash limits.
     """
+    options = options or AgentOptions()
     sweep = store.sweep_row(sweep_id)
     assert sweep is not None, "resolved by the backend"
     executor = Executor(sweep["config"], function)
@@ -226,10 +229,21 @@ def run_agent(
     prefix = f"[{label}] " if label else ""
     interrupts = _Interrupts(prefix)
     result = AgentResult()
+    consecutive_failures = 0
+    said_paused = False
     while (count is None or result.performed < count) and not interrupts.drain:
-        run = store.claim_run(sweep_id)
+        run = store.claim_run(
+            sweep_id, crash_grace_s=options.crash_grace_s, max_retries=options.max_retries
+        )
         if run is None:
-            break
+            if store.sweep_state(sweep_id) != "paused":
+                break
+            if not said_paused:
+                note(f"{prefix}sweep {sweep_id} is paused: waiting (sweepkit resume {sweep_id})")
+                said_paused = True
+            time.sleep(HEARTBEAT_S)
+            continue
+        said_paused = False
         result.performed += 1
         scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.name
         scratch.mkdir(parents=True, exist_ok=True)
@@ -243,16 +257,19 @@ def run_agent(
         )
         env = run_environment(sweep, run.name, wandb_dir, param_path)
         process = executor.start(run.config, env, scratch, log_file)
-        state = _supervise(process, store, sweep_id, run.name, wandb_dir, metric, interrupts)
+        watch = _RunWatch(
+            store, sweep_id, run.name, wandb_dir, metric, interrupts, options.run_timeout_s
+        )
+        state, error = watch.wait(process)
         run_file = find_run_file(wandb_dir, run.name)
         log = read_run_log(run_file) if run_file else RunLog([], {}, None)
         error_file = scratch / "error.txt"
-        error = error_file.read_text() if error_file.exists() else None
+        if error is None and error_file.exists():
+            error = error_file.read_text()
         if state == "finished" and process.poll() != 0:
             state = "failed"
             error = error or f"exited with code {process.poll()}"
-        result.failed += state == "failed"
-        store.finish_run(
+        recorded = store.finish_run(
             sweep_id,
             run.name,
             state=state,
@@ -261,44 +278,86 @@ def run_agent(
             run_dir=str(run_file.parent) if run_file else None,
             error=error,
         )
+        if not recorded:
+            note(
+                f"{prefix}run {run.name} was marked crashed meanwhile (no heartbeat); its result stays in its run folder"
+            )
         value = log.summary.get(metric) if metric else None
         shown = f": {metric}={value:g}" if value is not None else ""
         note(f"{prefix}run {run.name} {state}{shown}")
+        if state == "failed":
+            result.failed += 1
+            consecutive_failures += 1
+            if consecutive_failures >= options.max_failures:
+                last_line = (error or "").strip().splitlines()[-1:] or ["unknown error"]
+                result.gave_up = (
+                    f"{consecutive_failures} runs failed in a row; the last: {last_line[0]}"
+                )
+                break
+        else:
+            consecutive_failures = 0
     result.interrupted = interrupts.drain
     return result
 
 
-def _supervise(
-    process: RunProcess,
-    store: Store,
-    sweep_id: str,
-    run_id: str,
-    wandb_dir: Path,
-    metric: str | None,
-    interrupts: _Interrupts,
-) -> str:
-    """Wait for a run, heartbeating its progress; stop it if early termination or Ctrl-C says so."""
-    stopped: str | None = None  # why we stopped it: "stopped" (hyperband) or "killed" (Ctrl-C)
-    stop_sent_at = 0.0
-    next_beat = time.monotonic() + HEARTBEAT_S
-    while process.poll() is None:
-        time.sleep(0.05)
-        if stopped is not None:
-            if time.monotonic() - stop_sent_at > STOP_GRACE_S:
-                process.kill()
-            continue
-        if interrupts.kill:
-            stopped, stop_sent_at = "killed", time.monotonic()
-            process.terminate()
-            continue
-        if time.monotonic() < next_beat:
-            continue
-        next_beat = time.monotonic() + HEARTBEAT_S
-        run_file = find_run_file(wandb_dir, run_id)
-        history = read_run_log(run_file).metric_history(metric) if (run_file and metric) else None
-        store.heartbeat(sweep_id, run_id, history)
-        if run_id in store.runs_to_stop(sweep_id):
-            note(f"run {run_id}: stopped by early termination")
-            stopped, stop_sent_at = "stopped", time.monotonic()
-            process.terminate()
-    return stopped or "finished"
+class _RunWatch:
+    """Waits for one run: heartbeats, early termination, cancel, timeout, Ctrl-C twice."""
+
+    def __init__(
+        self,
+        store: Store,
+        sweep_id: str,
+        run_id: str,
+        wandb_dir: Path,
+        metric: str | None,
+        interrupts: _Interrupts,
+        timeout_s: float | None,
+    ) -> None:
+        self.store, self.sweep_id, self.run_id = store, sweep_id, run_id
+        self.wandb_dir, self.metric, self.interrupts, self.timeout_s = (
+            wandb_dir,
+            metric,
+            interrupts,
+            timeout_s,
+        )
+
+    def wait(self, process: RunProcess) -> tuple[str, str | None]:
+        """Block until the run's process ends; return its state and, if we ended it, why."""
+        started = time.monotonic()
+        ending: tuple[str, str | None] | None = None  # (state, error) once we have asked it to end
+        ended_at = 0.0
+        next_beat = started + HEARTBEAT_S
+        while process.poll() is None:
+            time.sleep(0.05)
+            now = time.monotonic()
+            if ending is not None:
+                if now - ended_at > STOP_GRACE_S:
+                    process.kill()
+                continue
+            if self.interrupts.kill:
+                ending = ("killed", "stopped by Ctrl-C")
+            elif self.timeout_s is not None and now - started > self.timeout_s:
+                ending = ("failed", f"timed out after {self.timeout_s:g} s (--run-timeout)")
+            elif now >= next_beat:
+                next_beat = now + HEARTBEAT_S
+                ending = self._beat()
+            if ending is not None:
+                note(f"run {self.run_id}: {ending[1]}")
+                ended_at = now
+                process.terminate()
+        return ending or ("finished", None)
+
+    def _beat(self) -> tuple[str, str | None] | None:
+        """Heartbeat with the metric so far; say whether the sweep wants the run ended."""
+        run_file = find_run_file(self.wandb_dir, self.run_id)
+        history = (
+            read_run_log(run_file).metric_history(self.metric)
+            if (run_file and self.metric)
+            else None
+        )
+        self.store.heartbeat(self.sweep_id, self.run_id, history)
+        if self.store.sweep_state(self.sweep_id) == "canceled":
+            return ("killed", "the sweep was canceled")
+        if self.run_id in self.store.runs_to_stop(self.sweep_id):
+            return ("stopped", "stopped by early termination")
+        return None

@@ -15,6 +15,7 @@ import typer
 import yaml
 
 from sweepkit import __version__
+from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
 from sweepkit.credentials import use_wandb_server
 from sweepkit.errors import ConfigError, SweepkitError
 from sweepkit.log import note
@@ -200,6 +201,31 @@ def agent(
     run_logs: Annotated[
         Path | None, typer.Option(hidden=True, help="Folder for per-run log files.")
     ] = None,
+    max_failures: Annotated[
+        int, typer.Option(min=1, help="Give up after this many failed runs in a row.")
+    ] = 5,
+    run_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            metavar="SECONDS",
+            help="Stop a run still going after this long; it counts as failed.",
+        ),
+    ] = None,
+    crash_grace: Annotated[
+        float,
+        typer.Option(
+            min=5,
+            metavar="SECONDS",
+            help="A run with no heartbeat for this long is marked crashed (local backend).",
+        ),
+    ] = CRASH_GRACE_S,
+    retries: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Times a crashed run's exact config is run again (local backend)."
+        ),
+    ] = MAX_RETRIES,
 ) -> None:
     """Run runs of a sweep until it is done or --count runs have ended.
 
@@ -208,22 +234,34 @@ def agent(
     Ctrl-C once: runs finish, then agents stop. Twice: runs are stopped now and
     marked killed. The exit code is 1 if any run failed, 130 after Ctrl-C.
     """
-    from sweepkit.backends import backend_for_id
+    from sweepkit.backends import AgentOptions, backend_for_id
 
     backend = backend_for_id(sweep_id, store)
+    options = AgentOptions(max_failures, run_timeout, crash_grace, retries)
     if gpus is None and workers is None:
         if per_gpu != 1:
             raise ConfigError("--per-gpu needs --gpus")
         result = backend.agent(
-            sweep_id, function=function, count=count, label=label, log_dir=run_logs
+            sweep_id, function=function, count=count, label=label, log_dir=run_logs, options=options
         )
-        note(
-            f"{f'[{label}] ' if label else ''}agent done: {result.performed} run(s), {result.failed} failed"
-        )
+        prefix = f"[{label}] " if label else ""
+        if result.gave_up:
+            note(f"{prefix}giving up: {result.gave_up}")
+        note(f"{prefix}agent done: {result.performed} run(s), {result.failed} failed")
         raise typer.Exit(result.exit_code)
 
     from sweepkit import launch
 
+    agent_flags = [
+        "--max-failures",
+        str(max_failures),
+        "--crash-grace",
+        str(crash_grace),
+        "--retries",
+        str(retries),
+    ]
+    if run_timeout:
+        agent_flags += ["--run-timeout", str(run_timeout)]
     if gpus is not None and workers is not None:
         raise ConfigError(launch.EXCLUSIVE)  # before counting GPUs, which may not exist
     plan = launch.plan_workers(
@@ -249,6 +287,7 @@ def agent(
             plan,
             sweep_id,
             function=function,
+            agent_flags=agent_flags,
             store=store,
             log_dir=log_dir.resolve(),
             stagger_s=stagger,
@@ -329,6 +368,45 @@ def run(
         f"agent done: {result.performed} run(s), {result.failed} failed; see them with: sweepkit status {sweep_id}"
     )
     raise typer.Exit(result.exit_code)
+
+
+def _control(command: str, sweep_id: str, store: Path | None) -> None:
+    from sweepkit.backends import backend_for_id
+
+    state = backend_for_id(sweep_id, store).control(sweep_id, command)
+    print(f"{sweep_id}: {state}")
+
+
+@app.command()
+def stop(
+    sweep_id: Annotated[str, typer.Argument(help="A sweep id.")], store: StoreOption = None
+) -> None:
+    """Start no new runs; running runs finish. Agents stop within seconds."""
+    _control("stop", sweep_id, store)
+
+
+@app.command()
+def cancel(
+    sweep_id: Annotated[str, typer.Argument(help="A sweep id.")], store: StoreOption = None
+) -> None:
+    """Start no new runs and end the running ones now (marked killed)."""
+    _control("cancel", sweep_id, store)
+
+
+@app.command()
+def pause(
+    sweep_id: Annotated[str, typer.Argument(help="A sweep id.")], store: StoreOption = None
+) -> None:
+    """Hand out no runs until `resume`; agents wait, running runs go on."""
+    _control("pause", sweep_id, store)
+
+
+@app.command()
+def resume(
+    sweep_id: Annotated[str, typer.Argument(help="A sweep id.")], store: StoreOption = None
+) -> None:
+    """Hand out runs again after `pause` or `stop`."""
+    _control("resume", sweep_id, store)
 
 
 @app.command()

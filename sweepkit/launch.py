@@ -115,20 +115,17 @@ def worker_env(worker: Worker, base: Mapping[str, str]) -> dict[str, str]:
 
 
 def worker_argv(
-    worker: Worker, sweep_id: str, *, function: str | None, store: Path | None, log_dir: Path
+    worker: Worker,
+    sweep_id: str,
+    *,
+    function: str | None,
+    store: Path | None,
+    log_dir: Path,
+    agent_flags: list[str] | None = None,
 ) -> list[str]:
-    """`sweepkit agent` for one worker, run by this same Python."""
-    argv = [
-        sys.executable,
-        "-m",
-        "sweepkit",
-        "agent",
-        sweep_id,
-        "--label",
-        worker.label,
-        "--run-logs",
-        str(log_dir),
-    ]
+    """`sweepkit agent` for one worker, run by this same Python; `agent_flags` pass through."""
+    argv = [sys.executable, "-m", "sweepkit", "agent", sweep_id]
+    argv += ["--label", worker.label, "--run-logs", str(log_dir), *(agent_flags or [])]
     if worker.count is not None:
         argv += ["--count", str(worker.count)]
     if function:
@@ -146,6 +143,7 @@ def run_workers(
     store: Path | None,
     log_dir: Path,
     stagger_s: float,
+    agent_flags: list[str] | None = None,
 ) -> int:
     """Start the workers, forward Ctrl-C to them, wait; the exit code is the worst of theirs."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +166,14 @@ def run_workers(
             time.sleep(stagger_s)  # parallel W&B agents asking at once get the same suggestion
         if interrupted:
             break  # Ctrl-C while starting: start no more
-        argv = worker_argv(worker, sweep_id, function=function, store=store, log_dir=log_dir)
+        argv = worker_argv(
+            worker,
+            sweep_id,
+            function=function,
+            store=store,
+            log_dir=log_dir,
+            agent_flags=agent_flags,
+        )
         # A session of its own: the terminal's Ctrl-C reaches only us, and we forward it.
         processes.append(
             subprocess.Popen(argv, env=worker_env(worker, os.environ), start_new_session=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweepkit.backends.base import Backend, RunRecord, SweepInfo, UnknownSweepError
+from sweepkit.backends.base import AgentOptions, Backend, RunRecord, SweepInfo, UnknownSweepError
 from sweepkit.backends.local import LocalBackend
 from sweepkit.backends.store import LOCAL_PREFIX
 from sweepkit.credentials import use_wandb_server, wandb_offline_requested
@@ -14,6 +14,7 @@ from sweepkit.log import note
 BACKEND_CHOICES = ("auto", "wandb", "local")
 
 __all__ = [
+    "AgentOptions",
     "Backend",
     "RunRecord",
     "SweepInfo",

@@ -12,6 +12,8 @@ Contract (tested over both backends by tests/backends/test_contract.py):
   contract (it calls `wandb.init` and reads `wandb.config`); None means the
   sweep's `program`, or sweepkit's own train function when it has none.
 - `sweep(sweep_id)` returns the sweep's config, state and runs.
+- `control(sweep_id, stop|cancel|pause|resume)` changes what the sweep hands
+  out; agents notice within seconds.
 - An unknown id raises `UnknownSweepError`; nothing is changed by a failed call.
 """
 
@@ -27,6 +29,9 @@ from typing import Any
 from sweepkit.errors import SweepkitError
 
 DEFAULT_FUNCTION = "sweepkit.train:train"
+CRASH_GRACE_S = 60.0  # a running run with no heartbeat for this long has lost its agent
+MAX_RETRIES = 2  # times a crashed run's config is offered again
+SWEEP_COMMANDS = ("stop", "cancel", "pause", "resume")
 
 
 class UnknownSweepError(SweepkitError):
@@ -82,11 +87,22 @@ class AgentResult:
     performed: int = 0
     failed: int = 0
     interrupted: bool = False
+    gave_up: str | None = None  # why the agent stopped early (too many failures in a row)
 
     @property
     def exit_code(self) -> int:
         """130 after Ctrl-C, 1 if any run failed, else 0."""
-        return 130 if self.interrupted else (1 if self.failed else 0)
+        return 130 if self.interrupted else (1 if self.failed or self.gave_up else 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentOptions:
+    """How patient an agent is: with failing runs, hanging runs, and agents that died."""
+
+    max_failures: int = 5  # consecutive failed runs after which the agent gives up
+    run_timeout_s: float | None = None  # a run still going after this long is stopped and failed
+    crash_grace_s: float = CRASH_GRACE_S  # no heartbeat for this long: the run's agent died
+    max_retries: int = MAX_RETRIES  # times a crashed run's config is offered again
 
 
 class Backend(abc.ABC):
@@ -114,6 +130,7 @@ class Backend(abc.ABC):
         count: int | None = None,
         label: str = "",
         log_dir: Path | None = None,
+        options: AgentOptions | None = None,
     ) -> AgentResult:
         """Perform runs of the sweep; say how many, and how many failed.
 
@@ -124,3 +141,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def sweep(self, sweep_id: str) -> SweepInfo:
         """The sweep's config, state and runs."""
+
+    @abc.abstractmethod
+    def control(self, sweep_id: str, command: str) -> str:
+        """stop (no new runs, running ones finish), cancel (running ones are killed too),
+        pause / resume (hand out runs or not). Returns the sweep's new state."""

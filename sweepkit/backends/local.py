@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweepkit.backends.base import AgentResult, Backend, RunRecord, SweepInfo, UnknownSweepError
+from sweepkit.backends.base import (
+    AgentOptions,
+    AgentResult,
+    Backend,
+    RunRecord,
+    SweepInfo,
+    UnknownSweepError,
+)
 from sweepkit.backends.store import Store, default_store_path
+from sweepkit.errors import SweepkitError
 
 
 class LocalBackend(Backend):
@@ -43,13 +51,31 @@ class LocalBackend(Backend):
         count: int | None = None,
         label: str = "",
         log_dir: Path | None = None,
+        options: AgentOptions | None = None,
     ) -> AgentResult:
         from sweepkit.agent import run_agent  # imports wandb: only for commands that run
 
-        self._existing(sweep_id)
+        state = self._existing(sweep_id)["state"]
+        if state in ("finished", "canceled", "stopped"):
+            hint = (
+                f"`sweepkit resume {sweep_id}` to go on"
+                if state == "stopped"
+                else "create a new sweep"
+            )
+            raise SweepkitError(f"sweep {sweep_id} is {state}: it hands out no more runs ({hint})")
         return run_agent(
-            self.store, sweep_id, function=function, count=count, label=label, log_dir=log_dir
+            self.store,
+            sweep_id,
+            function=function,
+            count=count,
+            label=label,
+            log_dir=log_dir,
+            options=options,
         )
+
+    def control(self, sweep_id: str, command: str) -> str:
+        self._existing(sweep_id)
+        return self.store.change_sweep_state(sweep_id, command)
 
     def sweep(self, sweep_id: str) -> SweepInfo:
         row = self._existing(sweep_id)

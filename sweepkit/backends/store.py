@@ -24,18 +24,26 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import sweeps
 
+from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
 from sweepkit.errors import SweepkitError
 
 LOCAL_PREFIX = "local-"
-ACTIVE = "running"
 TERMINAL_RUN_STATES = ("finished", "failed", "crashed", "killed", "stopped")
+# Sweep states and the transitions `sweepkit stop|cancel|pause|resume` may make (W&B's own).
+SWEEP_COMMANDS = {
+    "stop": ("stopped", ("running", "paused")),  # no new runs; running runs finish
+    "cancel": ("canceled", ("running", "paused")),  # no new runs; running runs are killed
+    "pause": ("paused", ("running", "paused")),  # no new runs until resumed; agents wait
+    "resume": ("running", ("paused", "stopped", "running")),
+}
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
     id          TEXT PRIMARY KEY,
     name        TEXT,
     project     TEXT,
     config      TEXT NOT NULL,          -- the sweep YAML as JSON
-    state       TEXT NOT NULL,          -- running, finished
+    state       TEXT NOT NULL,          -- running, paused, stopped, canceled, finished
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL
 );
@@ -52,6 +60,8 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at   REAL NOT NULL,
     heartbeat_at REAL NOT NULL,
     ended_at     REAL,
+    attempt      INTEGER NOT NULL DEFAULT 1,  -- 2+ : the same config again, after a crash
+    retry_of     TEXT,                  -- the crashed run this one repeats
     PRIMARY KEY (sweep_id, id)
 );
 CREATE INDEX IF NOT EXISTS runs_by_sweep_state ON runs (sweep_id, state);
@@ -138,50 +148,99 @@ class Store:
             "state": row[4],
         }
 
-    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+    def change_sweep_state(self, sweep_id: str, command: str) -> str:
+        """Apply stop|cancel|pause|resume; return the new state.
+
+        Raises:
+            StoreError: the sweep is in a state the command cannot leave (e.g. resume a finished sweep).
+        """
+        new_state, allowed_from = SWEEP_COMMANDS[command]
         with self._write() as db:
+            (state,) = db.execute("SELECT state FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+            if state not in allowed_from:
+                raise StoreError(f"cannot {command} sweep {sweep_id}: it is {state}")
             db.execute(
                 "UPDATE sweeps SET state = ?, updated_at = ? WHERE id = ?",
-                (state, time.time(), sweep_id),
+                (new_state, time.time(), sweep_id),
             )
+        return new_state
+
+    def sweep_state(self, sweep_id: str) -> str:
+        (state,) = self._db.execute("SELECT state FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        return state
 
     # Runs -----------------------------------------------------------------
 
-    def claim_run(self, sweep_id: str) -> sweeps.SweepRun | None:
-        """Reserve the sweep's next run, or None (and mark the sweep finished) when it has none."""
+    def claim_run(
+        self, sweep_id: str, *, crash_grace_s: float = CRASH_GRACE_S, max_retries: int = MAX_RETRIES
+    ) -> sweeps.SweepRun | None:
+        """Reserve the sweep's next run, or None when it hands out none now (see `sweep_state`).
+
+        In one transaction: runs whose heartbeat stopped are marked crashed; a
+        crashed run's exact config is offered again (up to `max_retries`
+        times) before anything new; otherwise the engine suggests the next
+        config, and a sweep with nothing left (and nothing running that could
+        still crash) is marked finished.
+        """
         with self._write() as db:
             row = db.execute(
                 "SELECT config, state FROM sweeps WHERE id = ?", (sweep_id,)
             ).fetchone()
             if row is None or row[1] != "running":
                 return None
-            config = json.loads(row[0])
-            runs = self._engine_runs(db, sweep_id, config)
-            suggestion = None if self._sweep_is_done(config, runs) else _next(config, runs)
-            if suggestion is None:
-                db.execute(
-                    "UPDATE sweeps SET state = 'finished', updated_at = ? WHERE id = ?",
-                    (time.time(), sweep_id),
-                )
-                return None
-            suggestion.name = new_id()
-            # The engine hands out numpy scalars; the run's param file and wandb want plain values.
-            suggestion.config = _plain(suggestion.config)
-            suggestion.search_info = _plain(suggestion.search_info)
             now = time.time()
             db.execute(
-                "INSERT INTO runs (sweep_id, id, state, config, search_info, created_at, heartbeat_at)"
-                " VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                "UPDATE runs SET state = 'crashed', ended_at = heartbeat_at, error = ?"
+                " WHERE sweep_id = ? AND state = 'running' AND heartbeat_at < ?",
                 (
+                    f"no heartbeat for {crash_grace_s:g} s: its agent died",
                     sweep_id,
-                    suggestion.name,
-                    json.dumps(suggestion.config),
-                    json.dumps(suggestion.search_info),
-                    now,
-                    now,
+                    now - crash_grace_s,
                 ),
             )
+            retry = db.execute(
+                "SELECT c.id, c.config, c.attempt FROM runs c"
+                " WHERE c.sweep_id = ? AND c.state = 'crashed' AND c.attempt <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.sweep_id = c.sweep_id AND r.retry_of = c.id)"
+                " ORDER BY c.created_at LIMIT 1",
+                (sweep_id, max_retries),
+            ).fetchone()
+            if retry is not None:
+                suggestion = sweeps.SweepRun(name=new_id(), config=json.loads(retry[1]))
+                attempt, retry_of = retry[2] + 1, retry[0]
+            else:
+                config = json.loads(row[0])
+                runs = self._engine_runs(db, sweep_id, config)
+                suggestion = None if self._sweep_is_done(config, runs) else _next(config, runs)
+                if suggestion is None:
+                    if not self._has_running(db, sweep_id):
+                        db.execute(
+                            "UPDATE sweeps SET state = 'finished', updated_at = ? WHERE id = ?",
+                            (now, sweep_id),
+                        )
+                    return None
+                suggestion.name = new_id()
+                # The engine hands out numpy scalars; the run's param file and wandb want plain values.
+                suggestion.config = _plain(suggestion.config)
+                suggestion.search_info = _plain(suggestion.search_info)
+                attempt, retry_of = 1, None
+            db.execute(
+                "INSERT INTO runs (sweep_id, id, state, config, search_info, created_at, heartbeat_at,"
+                " attempt, retry_of) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                (
+                    sweep_id, suggestion.name, json.dumps(suggestion.config),
+                    json.dumps(suggestion.search_info), now, now, attempt, retry_of,
+                ),
+            )  # fmt: skip
             return suggestion
+
+    @staticmethod
+    def _has_running(db: sqlite3.Connection, sweep_id: str) -> bool:
+        """A running run may still crash and need its config again: the sweep is not over yet."""
+        running = db.execute(
+            "SELECT 1 FROM runs WHERE sweep_id = ? AND state = 'running' LIMIT 1", (sweep_id,)
+        ).fetchone()
+        return running is not None
 
     def _engine_runs(
         self, db: sqlite3.Connection, sweep_id: str, config: dict[str, Any]
@@ -252,13 +311,14 @@ class Store:
         summary: dict[str, Any],
         run_dir: str | None,
         error: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Record how a run ended; False if it was meanwhile marked crashed (its result then stays in its folder)."""
         if state not in TERMINAL_RUN_STATES:
             raise ValueError(f"not a terminal run state: {state}")
         with self._write() as db:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE runs SET state = ?, history = ?, summary = ?, run_dir = ?, error = ?, ended_at = ?,"
-                " heartbeat_at = ? WHERE sweep_id = ? AND id = ?",
+                " heartbeat_at = ? WHERE sweep_id = ? AND id = ? AND state = 'running'",
                 (
                     state,
                     json.dumps(history),
@@ -271,6 +331,7 @@ class Store:
                     run_id,
                 ),
             )
+        return cursor.rowcount == 1
 
     def runs_to_stop(self, sweep_id: str) -> set[str]:
         """Running runs that the sweep's early_terminate rule (hyperband) would stop now."""

@@ -9,9 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweepkit.backends.base import AgentResult, Backend, RunRecord, SweepInfo, UnknownSweepError
+from sweepkit.backends.base import (
+    AgentOptions,
+    AgentResult,
+    Backend,
+    RunRecord,
+    SweepInfo,
+    UnknownSweepError,
+)
 from sweepkit.credentials import wandb_credentials_configured
-from sweepkit.errors import SweepkitError
+from sweepkit.errors import ConfigError, SweepkitError
 
 
 class WandbUnavailableError(SweepkitError):
@@ -51,6 +58,7 @@ class WandbBackend(Backend):
         count: int | None = None,
         label: str = "",
         log_dir: Path | None = None,
+        options: AgentOptions | None = None,
     ) -> AgentResult:
         import wandb
 
@@ -65,11 +73,35 @@ class WandbBackend(Backend):
             target = None  # wandb.agent runs the sweep's program itself
         else:
             target = resolve_function(function or DEFAULT_FUNCTION)
-        wandb.agent(sweep_id, function=target, count=count)
+        options = options or AgentOptions()
+        if options.run_timeout_s is not None:
+            raise ConfigError(
+                "--run-timeout needs the local backend: W&B's agent has no run timeout"
+            )
+        # W&B's server owns crash handling; its agent takes the failure limit.
+        wandb.agent(
+            sweep_id, function=target, count=count, max_consecutive_failed_runs=options.max_failures
+        )
         new = [r for r in self.sweep(sweep_id).runs if r.id not in before]
         return AgentResult(
             performed=len(new), failed=sum(r.state in ("failed", "crashed") for r in new)
         )
+
+    def control(self, sweep_id: str, command: str) -> str:
+        """The state change `wandb sweep --stop|--cancel|--pause|--resume` makes, through wandb's own helper."""
+        import wandb
+        from wandb.apis.public.sweeps import _set_sweep_state
+
+        self.sweep(sweep_id)  # an unknown id fails with our message
+        state = {"stop": "FINISHED", "cancel": "CANCELED", "pause": "PAUSED", "resume": "RUNNING"}[
+            command
+        ]
+        entity, project, name = _split_path(sweep_id)
+        try:
+            _set_sweep_state(wandb.Api(), name, state, entity=entity, project=project)
+        except Exception as exc:  # wandb raises a bare Exception for a state it cannot leave
+            raise SweepkitError(f"cannot {command} W&B sweep {sweep_id}: {exc}") from exc
+        return state.lower()
 
     def sweep(self, sweep_id: str) -> SweepInfo:
         import wandb
@@ -91,6 +123,13 @@ class WandbBackend(Backend):
             for run in remote.runs
         ]
         return SweepInfo(sweep_id, self.name, dict(remote.config), str(remote.state).lower(), runs)
+
+
+def _split_path(sweep_id: str) -> tuple[str | None, str | None, str]:
+    """``entity/project/id``, ``project/id`` or ``id``."""
+    parts = sweep_id.split("/")
+    padded: list[str | None] = [None] * (3 - len(parts)) + list(parts)
+    return padded[0], padded[1], str(padded[2])
 
 
 def _number(value: Any) -> float | None:
