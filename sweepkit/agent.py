@@ -14,6 +14,7 @@ once it has ended: the user's code needs no sweepkit API.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import multiprocessing
 import os
@@ -36,7 +37,12 @@ from sweepkit.errors import ConfigError
 from sweepkit.log import note
 from sweepkit.runlog import RunLog, find_run_file, read_run_log
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 HEARTBEAT_S = 2.0
+WAITING = {
+    "paused": "is paused: waiting for `sweepkit resume`",
+    "running": "has runs still going elsewhere: waiting (a crashed one is retried here)",
+}
 STOP_GRACE_S = 30.0  # after SIGTERM, how long a stopped run may take to finish its wandb run
 
 
@@ -83,6 +89,19 @@ class _FunctionProcess:
         self._process.kill()
 
 
+def die_with_parent() -> None:
+    """Linux: have the kernel send this process SIGTERM when its parent dies.
+
+    A run must not outlive its agent (a SIGKILLed agent's fork server exits
+    too): else it trains on, unrecorded, while its config is retried elsewhere.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return  # not Linux: crash recovery still works, an orphan just finishes unrecorded
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _run_function_child(
     ref: str, env: dict[str, str], error_file: str, log_file: str | None
 ) -> None:
@@ -90,6 +109,7 @@ def _run_function_child(
     # Its own process group: a Ctrl-C in the terminal reaches the agent, which decides
     # whether the run finishes (first Ctrl-C) or is stopped (second).
     os.setpgrp()
+    die_with_parent()
     if log_file:
         fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
@@ -138,6 +158,7 @@ class Executor:
                 return subprocess.Popen(
                     argv, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT if output else None,
                     start_new_session=True,  # Ctrl-C goes to the agent, which decides (see above)
+                    preexec_fn=die_with_parent,
                 )  # fmt: skip
             finally:
                 if output:
@@ -230,20 +251,23 @@ def run_agent(
     interrupts = _Interrupts(prefix)
     result = AgentResult()
     consecutive_failures = 0
-    said_paused = False
+    waiting_for: str | None = None  # the sweep state we last said we wait on
     while (count is None or result.performed < count) and not interrupts.drain:
         run = store.claim_run(
             sweep_id, crash_grace_s=options.crash_grace_s, max_retries=options.max_retries
         )
         if run is None:
-            if store.sweep_state(sweep_id) != "paused":
+            # Still "running" with nothing to hand out: other agents' runs are going, and one
+            # whose agent died is offered again here once its heartbeat is stale.
+            state = store.sweep_state(sweep_id)
+            if state not in ("paused", "running"):
                 break
-            if not said_paused:
-                note(f"{prefix}sweep {sweep_id} is paused: waiting (sweepkit resume {sweep_id})")
-                said_paused = True
+            if waiting_for != state:
+                note(f"{prefix}sweep {sweep_id} {WAITING[state]}")
+                waiting_for = state
             time.sleep(HEARTBEAT_S)
             continue
-        said_paused = False
+        waiting_for = None
         result.performed += 1
         scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.name
         scratch.mkdir(parents=True, exist_ok=True)

@@ -29,3 +29,12 @@ def slow_curve() -> None:
         for epoch in range(8):
             run.log({"loss": float(run.config["x"]), "epoch": epoch})
             time.sleep(0.4)
+
+
+def hangs() -> None:
+    """A run that never ends on its own (a deadlocked data loader, say)."""
+    import time
+
+    with wandb.init():
+        while True:
+            time.sleep(1)

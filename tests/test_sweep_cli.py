@@ -249,3 +249,44 @@ early_terminate: {type: hyperband, min_iter: 2, eta: 2}
     assert (
         len([r for r in history(runs[9.0]["location"]) if "loss" in r]) < 8
     )  # it did not run to the end
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in errors[0]
+
+
+def test_agent_on_a_finished_sweep_says_there_is_nothing_left(workdir):
+    sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1.0]}\n")
+    assert (
+        sweepkit("agent", sweep_id, "-f", "tests.sweep_functions:quadratic", cwd=workdir).returncode
+        == 0
+    )
+    one_line_error(
+        sweepkit("agent", sweep_id, cwd=workdir), "is finished: it hands out no more runs"
+    )
+
+
+def test_a_store_that_is_not_sqlite_is_refused_and_left_as_it_was(workdir):
+    notes = write(workdir / "notes.txt", "my notes, not a database\n" * 50)
+    sweep = write(workdir / "s.yaml", "method: grid\nparameters:\n  x: {values: [1]}\n")
+    one_line_error(sweepkit("create", str(sweep), "--store", str(notes), cwd=workdir), "cannot use")
+    assert notes.read_text() == "my notes, not a database\n" * 50
+
+
+def test_a_store_path_that_cannot_be_written_is_one_line(workdir):
+    blocker = write(workdir / "file", "x")
+    sweep = write(workdir / "s.yaml", "method: grid\nparameters:\n  x: {values: [1]}\n")
+    one_line_error(
+        sweepkit("create", str(sweep), "--store", str(blocker / "s.db"), cwd=workdir), "cannot use"
+    )
+
+
+def test_a_program_that_does_not_exist_is_one_line(workdir):
+    sweep_id = create(
+        workdir, "program: nosuch.py\nmethod: grid\nparameters:\n  x: {values: [1]}\n"
+    )
+    one_line_error(sweepkit("agent", sweep_id, cwd=workdir), "program 'nosuch.py' does not exist")
+    assert status(workdir, sweep_id)["runs"] == []  # nothing claimed

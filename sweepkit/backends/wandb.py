@@ -6,8 +6,10 @@ Everything goes through wandb's public API: `wandb.sweep` registers,
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sweepkit.backends.base import (
     AgentOptions,
@@ -19,6 +21,9 @@ from sweepkit.backends.base import (
 )
 from sweepkit.credentials import wandb_credentials_configured
 from sweepkit.errors import ConfigError, SweepkitError
+from sweepkit.log import note
+
+T = TypeVar("T")
 
 
 class WandbUnavailableError(SweepkitError):
@@ -46,7 +51,7 @@ class WandbBackend(Backend):
 
         if name:
             config = {**config, "name": name}
-        sweep_id = wandb.sweep(config, entity=entity, project=project)
+        sweep_id = _call("creating the sweep", wandb.sweep, config, entity=entity, project=project)
         # A full path resolves with no help from WANDB_ENTITY/WANDB_PROJECT on another machine.
         return f"{entity}/{project}/{sweep_id}" if entity and project else sweep_id
 
@@ -98,7 +103,17 @@ class WandbBackend(Backend):
         ]
         entity, project, name = _split_path(sweep_id)
         try:
-            _set_sweep_state(wandb.Api(), name, state, entity=entity, project=project)
+            _call(
+                f"changing the sweep state ({command})",
+                _set_sweep_state,
+                wandb.Api(),
+                name,
+                state,
+                entity=entity,
+                project=project,
+            )
+        except WandbUnavailableError:
+            raise
         except Exception as exc:  # wandb raises a bare Exception for a state it cannot leave
             raise SweepkitError(f"cannot {command} W&B sweep {sweep_id}: {exc}") from exc
         return state.lower()
@@ -107,8 +122,8 @@ class WandbBackend(Backend):
         import wandb
 
         try:
-            remote = wandb.Api().sweep(sweep_id)
-        except (ValueError, wandb.errors.CommError) as exc:
+            remote = _call("reading the sweep", lambda: wandb.Api().sweep(sweep_id))
+        except ValueError as exc:  # wandb's "Could not find sweep"
             raise UnknownSweepError(f"unknown W&B sweep {sweep_id}: {exc}") from exc
         metric = (remote.config.get("metric") or {}).get("name")
         runs = [
@@ -123,6 +138,33 @@ class WandbBackend(Backend):
             for run in remote.runs
         ]
         return SweepInfo(sweep_id, self.name, dict(remote.config), str(remote.state).lower(), runs)
+
+
+RETRY_DELAYS_S = (
+    2.0,
+    4.0,
+    8.0,
+    16.0,
+)  # back-off between tries while W&B is unreachable or rate-limiting
+
+
+def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call W&B, retrying with back-off on network errors and rate limits, then fail in one line."""
+    import requests
+    import wandb
+
+    for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+        try:
+            return fn(*args, **kwargs)
+        except (wandb.errors.CommError, requests.ConnectionError, requests.Timeout) as exc:
+            if delay is None:
+                raise WandbUnavailableError(
+                    f"W&B did not answer while {what} ({attempt + 1} tries): {exc}; "
+                    "check the network and WANDB_BASE_URL, or use --backend local"
+                ) from exc
+            note(f"W&B did not answer while {what} ({exc}); retrying in {delay:g} s")
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _split_path(sweep_id: str) -> tuple[str | None, str | None, str]:
