@@ -20,7 +20,7 @@ from sweepkit.backends import backend_for_id, backend_for_new_sweep
 from tests.backends import fake_wandb
 from tests.test_cli import sweepkit
 from tests.test_launch import tagged_processes, wait_for_running
-from tests.test_launch import workdir as workdir  # noqa: F401 - the fixture, shared
+from tests.test_launch import workdir as workdir
 from tests.test_sweep_cli import create, status
 
 GRID_6 = "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}\n"
