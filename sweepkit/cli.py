@@ -410,6 +410,71 @@ def resume(
 
 
 @app.command()
+def report(
+    sweep_id: Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for report.html.  [default: reports/<sweep id>]", show_default=False
+        ),
+    ] = None,
+    open_it: Annotated[bool, typer.Option("--open", help="Open the report in a browser.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Write a self-contained HTML report: the sweep at a glance, parameters against the metric,
+    curves of the best runs, the best run's confusion matrix and misclassified images."""
+    from sweepkit.backends import backend_for_id
+    from sweepkit.report import write_report
+
+    folder = out or Path("reports") / sweep_id.replace("/", "-")
+    page = write_report(backend_for_id(sweep_id, store), sweep_id, folder)
+    print(page)
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+
+
+@app.command()
+def sync(
+    sweep_id: Annotated[str, typer.Argument(help="A local sweep id (local-...).")],
+    project: Annotated[
+        str | None, typer.Option(envvar="WANDB_PROJECT", help="W&B project to upload to.")
+    ] = None,
+    entity: Annotated[
+        str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
+    ] = None,
+    create_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep/--no-sweep",
+            help="Also create a W&B sweep with the uploaded runs as prior runs.",
+        ),
+    ] = True,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be uploaded; upload nothing.")
+    ] = False,
+    store: StoreOption = None,
+) -> None:
+    """Upload a local sweep's offline runs with `wandb sync`, then create a W&B sweep from the same
+    YAML with those runs as prior runs. Runs already synced are not sent again."""
+    from sweepkit import sync as syncing
+    from sweepkit.backends.local import LocalBackend
+
+    syncing.require_local(sweep_id)
+    backend = LocalBackend(store)
+    plan = syncing.plan_sync(backend, sweep_id)
+    print(plan.describe())
+    if dry_run:
+        return
+    wandb_sweep = syncing.sync(
+        backend, plan, project=project, entity=entity, create_sweep=create_sweep
+    )
+    if wandb_sweep:
+        print(f"W&B sweep: {wandb_sweep}")
+
+
+@app.command()
 def status(
     sweep_id: Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

@@ -40,8 +40,8 @@ def find_run_file(wandb_dir: str | Path, run_id: str) -> Path | None:
     return matches[-1] if matches else None
 
 
-def read_run_log(run_file: str | Path) -> RunLog:
-    """Parse a run's .wandb log into its numeric history, summary and exit code."""
+def records(run_file: str | Path) -> list[dict[str, Any]]:
+    """Every record of a run's .wandb log, in order (a record still being written is skipped)."""
     run_file = Path(run_file)
     result = subprocess.run(
         [
@@ -58,14 +58,21 @@ def read_run_log(run_file: str | Path) -> RunLog:
         text=True,
         check=False,
     )
+    parsed = []
+    for line in result.stdout.splitlines():
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return parsed
+
+
+def read_run_log(run_file: str | Path) -> RunLog:
+    """Parse a run's .wandb log into its numeric history, summary and exit code."""
     history: list[dict[str, float]] = []
     summary: dict[str, float] = {}
     exit_code = None
-    for line in result.stdout.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a record still being written
+    for record in records(run_file):
         kind = record.get("type")
         if kind == "history":
             row = _scalars(record["history"].get("item", {}))
@@ -76,6 +83,43 @@ def read_run_log(run_file: str | Path) -> RunLog:
         elif kind == "exit":
             exit_code = record["exit"].get("exit_code", 0)
     return RunLog(history, summary, exit_code)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggedTable:
+    """A wandb.Table as logged: its columns, rows, and where its media files are on disk."""
+
+    columns: list[str]
+    data: list[list[Any]]
+    files: dict[str, Path]  # path inside the table's artifact -> local file
+
+    def image(self, cell: Any) -> Path | None:
+        """The PNG of an image cell (wandb writes ``{"_type": "image-file", "path": ...}``)."""
+        path = cell.get("path") if isinstance(cell, dict) else None
+        return self.files.get(path) if path else None
+
+
+def logged_table(run_file: str | Path, key: str) -> LoggedTable | None:
+    """The last version of the table a run logged under `key`, or None.
+
+    wandb stores a logged table (with its images) as a `run_table` artifact named
+    ``run-<id>-<key>``; offline, its files wait in WANDB_DATA_DIR's staging
+    folder until `wandb sync` uploads them.
+    """
+    artifacts = [
+        r["artifact"]
+        for r in records(run_file)
+        if r.get("type") == "artifact" and r["artifact"].get("name", "").endswith(f"-{key}")
+    ]
+    if not artifacts:
+        return None
+    contents = artifacts[-1]["manifest"]["contents"]
+    files = {c["path"]: Path(c["local_path"]) for c in contents if c.get("local_path")}
+    table_file = files.get(f"{key}.table.json")
+    if table_file is None or not table_file.exists():
+        return None
+    table = json.loads(table_file.read_text())
+    return LoggedTable(table["columns"], table["data"], files)
 
 
 def _scalars(items: dict[str, Any]) -> dict[str, float]:

@@ -105,6 +105,15 @@ class AgentOptions:
     max_retries: int = MAX_RETRIES  # times a crashed run's config is offered again
 
 
+@dataclasses.dataclass(frozen=True)
+class RunDetails:
+    """What one run logged, for `sweepkit report`: scalars per step and its last tables."""
+
+    history: list[dict[str, float]]
+    predictions: Any = None  # sweepkit.runlog.LoggedTable of "test_predictions", if logged
+    confusion: Any = None  # the LoggedTable of "confusion_matrix_table", if logged
+
+
 class Backend(abc.ABC):
     """Where sweep state lives and who picks the next run."""
 
@@ -141,6 +150,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def sweep(self, sweep_id: str) -> SweepInfo:
         """The sweep's config, state and runs."""
+
+    @abc.abstractmethod
+    def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
+        """History and tables of some runs of the sweep, read from what they logged."""
 
     @abc.abstractmethod
     def control(self, sweep_id: str, command: str) -> str:

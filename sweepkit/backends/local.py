@@ -9,6 +9,7 @@ from sweepkit.backends.base import (
     AgentOptions,
     AgentResult,
     Backend,
+    RunDetails,
     RunRecord,
     SweepInfo,
     UnknownSweepError,
@@ -72,6 +73,24 @@ class LocalBackend(Backend):
             log_dir=log_dir,
             options=options,
         )
+
+    def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
+        from sweepkit.runlog import logged_table, read_run_log
+
+        folders = {r.id: r.location for r in self.sweep(sweep_id).runs}
+        details = {}
+        for run_id in run_ids:
+            folder = folders.get(run_id)
+            run_file = next(Path(folder).glob("run-*.wandb"), None) if folder else None
+            if run_file is None:
+                details[run_id] = RunDetails(history=[])
+                continue
+            details[run_id] = RunDetails(
+                history=read_run_log(run_file).history,
+                predictions=logged_table(run_file, "test_predictions"),
+                confusion=logged_table(run_file, "confusion_matrix_table"),
+            )
+        return details
 
     def control(self, sweep_id: str, command: str) -> str:
         self._existing(sweep_id)

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS sweeps (
     config      TEXT NOT NULL,          -- the sweep YAML as JSON
     state       TEXT NOT NULL,          -- running, paused, stopped, canceled, finished
     created_at  REAL NOT NULL,
-    updated_at  REAL NOT NULL
+    updated_at  REAL NOT NULL,
+    wandb_sweep TEXT                    -- the W&B sweep `sweepkit sync` last created from it
 );
 CREATE TABLE IF NOT EXISTS runs (
     sweep_id     TEXT NOT NULL REFERENCES sweeps(id),
@@ -62,10 +63,19 @@ CREATE TABLE IF NOT EXISTS runs (
     ended_at     REAL,
     attempt      INTEGER NOT NULL DEFAULT 1,  -- 2+ : the same config again, after a crash
     retry_of     TEXT,                  -- the crashed run this one repeats
+    synced_at    REAL,                  -- when `sweepkit sync` uploaded its run folder
     PRIMARY KEY (sweep_id, id)
 );
 CREATE INDEX IF NOT EXISTS runs_by_sweep_state ON runs (sweep_id, state);
 """
+# Columns added after the first release of the schema: a store made before them gets them
+# on open (SQLite adds a column without rewriting the table).
+_ADDED_COLUMNS = [
+    ("runs", "attempt", "INTEGER NOT NULL DEFAULT 1"),
+    ("runs", "retry_of", "TEXT"),
+    ("runs", "synced_at", "REAL"),
+    ("sweeps", "wandb_sweep", "TEXT"),
+]
 
 
 class StoreError(SweepkitError):
@@ -103,8 +113,15 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"cannot use {self.path} as a sweep store: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self._db.close()
@@ -129,7 +146,8 @@ class Store:
         now = time.time()
         with self._write() as db:
             db.execute(
-                "INSERT INTO sweeps VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                "INSERT INTO sweeps (id, name, project, config, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?)",
                 (sweep_id, name or config.get("name"), project, json.dumps(config), now, now),
             )
         return sweep_id
@@ -332,6 +350,33 @@ class Store:
                 ),
             )
         return cursor.rowcount == 1
+
+    def unsynced_runs(self, sweep_id: str) -> list[tuple[str, str]]:
+        """(run id, run folder) of ended runs whose folders `sweepkit sync` has not uploaded."""
+        placeholders = ", ".join("?" for _ in TERMINAL_RUN_STATES)
+        return self._db.execute(
+            f"SELECT id, run_dir FROM runs WHERE sweep_id = ? AND synced_at IS NULL AND run_dir IS NOT NULL"
+            f" AND state IN ({placeholders}) ORDER BY created_at",
+            (sweep_id, *TERMINAL_RUN_STATES),
+        ).fetchall()
+
+    def synced_run_ids(self, sweep_id: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT id FROM runs WHERE sweep_id = ? AND synced_at IS NOT NULL ORDER BY created_at",
+            (sweep_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def mark_synced(self, sweep_id: str, run_ids: list[str], wandb_sweep: str | None) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE runs SET synced_at = ? WHERE sweep_id = ? AND id = ?",
+                [(time.time(), sweep_id, run_id) for run_id in run_ids],
+            )
+            if wandb_sweep:
+                db.execute(
+                    "UPDATE sweeps SET wandb_sweep = ? WHERE id = ?", (wandb_sweep, sweep_id)
+                )
 
     def runs_to_stop(self, sweep_id: str) -> set[str]:
         """Running runs that the sweep's early_terminate rule (hyperband) would stop now."""

@@ -6,6 +6,7 @@ Everything goes through wandb's public API: `wandb.sweep` registers,
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from sweepkit.backends.base import (
     AgentOptions,
     AgentResult,
     Backend,
+    RunDetails,
     RunRecord,
     SweepInfo,
     UnknownSweepError,
@@ -46,12 +48,17 @@ class WandbBackend(Backend):
         project: str | None = None,
         entity: str | None = None,
         name: str | None = None,
+        prior_runs: list[str] | None = None,
     ) -> str:
+        """`wandb.sweep`; `prior_runs` (ids of runs already on W&B) seed it, as `sweepkit sync` does."""
         import wandb
 
         if name:
             config = {**config, "name": name}
-        sweep_id = _call("creating the sweep", wandb.sweep, config, entity=entity, project=project)
+        extra = {"prior_runs": prior_runs} if prior_runs else {}
+        sweep_id = _call(
+            "creating the sweep", wandb.sweep, config, entity=entity, project=project, **extra
+        )
         # A full path resolves with no help from WANDB_ENTITY/WANDB_PROJECT on another machine.
         return f"{entity}/{project}/{sweep_id}" if entity and project else sweep_id
 
@@ -117,6 +124,50 @@ class WandbBackend(Backend):
         except Exception as exc:  # wandb raises a bare Exception for a state it cannot leave
             raise SweepkitError(f"cannot {command} W&B sweep {sweep_id}: {exc}") from exc
         return state.lower()
+
+    def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
+        """History through `Run.history`, tables by downloading the runs' run_table artifacts."""
+        import tempfile
+
+        import wandb
+
+        from sweepkit.runlog import LoggedTable
+
+        wanted = set(run_ids)
+        remote = _call("reading the sweep", lambda: wandb.Api().sweep(sweep_id))
+        download_root = Path(tempfile.mkdtemp(prefix="sweepkit-report-"))
+        details = {}
+        for run in remote.runs:
+            if run.id not in wanted:
+                continue
+            history = _call("reading run history", run.history, pandas=False)
+            tables: dict[str, LoggedTable] = {}
+            for artifact in _call("listing run artifacts", run.logged_artifacts):
+                key = artifact.name.split(":")[0].removeprefix(f"run-{run.id}-")
+                if artifact.type == "run_table" and key in (
+                    "test_predictions",
+                    "confusion_matrix_table",
+                ):
+                    folder = Path(
+                        _call(
+                            "downloading a table",
+                            artifact.download,
+                            root=str(download_root / artifact.name),
+                        )
+                    )
+                    table = json.loads((folder / f"{key}.table.json").read_text())
+                    files = {
+                        str(p.relative_to(folder)): p for p in folder.rglob("*") if p.is_file()
+                    }
+                    tables[key] = LoggedTable(table["columns"], table["data"], files)
+            details[run.id] = RunDetails(
+                history=[
+                    {k: v for k, v in row.items() if _number(v) is not None} for row in history
+                ],
+                predictions=tables.get("test_predictions"),
+                confusion=tables.get("confusion_matrix_table"),
+            )
+        return details
 
     def sweep(self, sweep_id: str) -> SweepInfo:
         import wandb

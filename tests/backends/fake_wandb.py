@@ -23,6 +23,13 @@ class FakeRun:
     def url(self) -> str:
         return f"https://wandb.ai/ent/proj/runs/{self.id}"
 
+    def history(self, pandas: bool = True) -> list[dict[str, Any]]:
+        assert pandas is False, "sweepkit asks for plain rows"
+        return [{"_step": i, "epoch": i, "loss": self.summary["loss"] + 1 / (i + 1)} for i in range(3)]
+
+    def logged_artifacts(self) -> list[Any]:
+        return []  # these fake runs logged no tables
+
 
 @dataclasses.dataclass
 class FakeSweep:
@@ -35,6 +42,7 @@ class FakeWandbServer:
     def __init__(self, monkeypatch) -> None:
         self.sweeps: dict[str, FakeSweep] = {}
         self.calls: list[tuple[str, tuple, dict]] = []
+        self.prior_runs: list[list[str]] = []
         monkeypatch.setenv("WANDB_API_KEY", "fake-key-for-tests-0123456789012345678901")
         monkeypatch.setattr(wandb, "sweep", self.sweep)
         monkeypatch.setattr(wandb, "agent", self.agent)
@@ -42,12 +50,14 @@ class FakeWandbServer:
 
     def sweep(self, config, entity=None, project=None, prior_runs=None):
         self.calls.append(("sweep", (config,), {"entity": entity, "project": project}))
+        self.prior_runs.append(list(prior_runs or []))
         sweep_id = f"swp{len(self.sweeps):05d}"
         self.sweeps[sweep_id] = FakeSweep(dict(config))
         return sweep_id
 
     def agent(self, sweep_id, function=None, entity=None, project=None, count=None, **kwargs):
-        """The server hands out `count` runs; like W&B's agent, each ends with what the function logged."""
+        """The server hands out `count` runs, recorded as finished with the loss that
+        tests.sweep_functions.quadratic logs for x = 0, 1, 2, ... (the function is not called)."""
         self.calls.append(("agent", (sweep_id,), {"function": function, "count": count}))
         sweep = self._get(sweep_id)
         for i in range(count or 1):
