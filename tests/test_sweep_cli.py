@@ -147,19 +147,18 @@ def test_a_failing_run_is_marked_failed_with_its_traceback_kept(workdir):
 
 
 def store_digest(workdir: Path) -> str | None:
+    """A fingerprint of every row of the store, to show that a failed command changed nothing."""
     db = workdir / ".sweepkit" / "sweeps.db"
     if not db.exists():
         return None
     import sqlite3
 
-    rows = (
-        sqlite3.connect(db)
-        .execute(
-            "SELECT * FROM sweeps UNION ALL SELECT sweep_id, id, state, config, 0, 0, 0 FROM runs"
-        )
-        .fetchall()
-    )
-    return hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+    connection = sqlite3.connect(db)
+    rows = [
+        connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+        for table in ("sweeps", "runs")
+    ]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
 @pytest.mark.parametrize(

@@ -228,8 +228,11 @@ class Store:
                 attempt, retry_of = retry[2] + 1, retry[0]
             else:
                 config = json.loads(row[0])
-                runs = self._engine_runs(db, sweep_id, config)
-                suggestion = None if self._sweep_is_done(config, runs) else _next(config, runs)
+                suggestion = None
+                if not self._sweep_is_done(db, sweep_id, config):
+                    # Random search draws independently of past runs: the engine needs none of them.
+                    runs = [] if config["method"] == "random" else self._engine_runs(db, sweep_id)
+                    suggestion = _next(config, runs)
                 if suggestion is None:
                     if not self._has_running(db, sweep_id):
                         db.execute(
@@ -260,15 +263,8 @@ class Store:
         ).fetchone()
         return running is not None
 
-    def _engine_runs(
-        self, db: sqlite3.Connection, sweep_id: str, config: dict[str, Any]
-    ) -> list[sweeps.SweepRun]:
-        """The runs as the engine wants them; random search needs only their number."""
-        if config["method"] == "random" and "metric" not in config:
-            (n,) = db.execute(
-                "SELECT count(*) FROM runs WHERE sweep_id = ?", (sweep_id,)
-            ).fetchone()
-            return [sweeps.SweepRun()] * n
+    def _engine_runs(self, db: sqlite3.Connection, sweep_id: str) -> list[sweeps.SweepRun]:
+        """The sweep's runs as the engine reads them (configs, metric history, summaries)."""
         rows = db.execute(
             "SELECT id, state, config, history, summary FROM runs WHERE sweep_id = ? ORDER BY created_at",
             (sweep_id,),
@@ -286,22 +282,26 @@ class Store:
         ]
 
     @staticmethod
-    def _sweep_is_done(config: dict[str, Any], runs: list[sweeps.SweepRun]) -> bool:
+    def _sweep_is_done(db: sqlite3.Connection, sweep_id: str, config: dict[str, Any]) -> bool:
+        """run_cap reached, or a run reached metric.target: answered by SQLite, no run loaded."""
         cap = config.get("run_cap")
-        if cap is not None and len(runs) >= cap:
-            return True
-        metric = config.get("metric") or {}
-        target = metric.get("target")
-        if target is None:
-            return False
-        maximize = metric.get("goal", "minimize") == "maximize"
-        for run in runs:
-            value = run.summary_metrics.get(metric["name"]) if run.summary_metrics else None
-            if isinstance(value, int | float) and (
-                value >= target if maximize else value <= target
-            ):
+        if cap is not None:
+            (n,) = db.execute(
+                "SELECT count(*) FROM runs WHERE sweep_id = ?", (sweep_id,)
+            ).fetchone()
+            if n >= cap:
                 return True
-        return False
+        metric = config.get("metric") or {}
+        if metric.get("target") is None:
+            return False
+        compare = ">=" if metric.get("goal", "minimize") == "maximize" else "<="
+        path = "$." + json.dumps(metric["name"])  # a quoted JSON path: names may hold dots
+        reached = db.execute(
+            f"SELECT 1 FROM runs WHERE sweep_id = ? AND json_type(summary, ?) IN ('integer', 'real')"
+            f" AND json_extract(summary, ?) {compare} ? LIMIT 1",
+            (sweep_id, path, path, metric["target"]),
+        ).fetchone()
+        return reached is not None
 
     def heartbeat(
         self, sweep_id: str, run_id: str, history: list[dict[str, Any]] | None = None
@@ -383,7 +383,7 @@ class Store:
         row = self.sweep_row(sweep_id)
         if row is None or "early_terminate" not in row["config"] or "metric" not in row["config"]:
             return set()
-        runs = self._engine_runs(self._db, sweep_id, row["config"])
+        runs = self._engine_runs(self._db, sweep_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return {r.name for r in sweeps.stop_runs(row["config"], runs) if r.state == "running"}

@@ -25,7 +25,9 @@ class FakeRun:
 
     def history(self, pandas: bool = True) -> list[dict[str, Any]]:
         assert pandas is False, "sweepkit asks for plain rows"
-        return [{"_step": i, "epoch": i, "loss": self.summary["loss"] + 1 / (i + 1)} for i in range(3)]
+        return [
+            {"_step": i, "epoch": i, "loss": self.summary["loss"] + 1 / (i + 1)} for i in range(3)
+        ]
 
     def logged_artifacts(self) -> list[Any]:
         return []  # these fake runs logged no tables
