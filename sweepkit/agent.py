@@ -294,46 +294,9 @@ def run_agent(
             continue
         waiting_for = None
         result.performed += 1
-        scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.name
-        scratch.mkdir(parents=True, exist_ok=True)
-        param_path = scratch / "config.yaml"
-        param_path.write_text(yaml.safe_dump(run.config))
-        log_file = log_dir / f"{run.name}.log" if log_dir else None
-        params = ", ".join(f"{k}={v['value']}" for k, v in run.config.items())
-        note(
-            f"{prefix}run {run.name} started: {params}"
-            + (f" (log: {log_file})" if log_file else "")
+        state, error = _perform(
+            run, sweep, executor, store, wandb_dir, metric, prefix, log_dir, interrupts, options
         )
-        env = run_environment(sweep, run.name, wandb_dir, param_path)
-        process = executor.start(run.config, env, scratch, log_file)
-        watch = _RunWatch(
-            store, sweep_id, run.name, wandb_dir, metric, interrupts, options.run_timeout_s
-        )
-        state, error = watch.wait(process)
-        run_file = find_run_file(wandb_dir, run.name)
-        log = read_run_log(run_file) if run_file else RunLog([], {}, None)
-        error_file = scratch / "error.txt"
-        if error is None and error_file.exists():
-            error = error_file.read_text()
-        if state == "finished" and process.poll() != 0:
-            state = "failed"
-            error = error or f"exited with code {process.poll()}"
-        recorded = store.finish_run(
-            sweep_id,
-            run.name,
-            state=state,
-            history=log.metric_history(metric) if metric else [],
-            summary=log.summary,
-            run_dir=str(run_file.parent) if run_file else None,
-            error=error,
-        )
-        if not recorded:
-            note(
-                f"{prefix}run {run.name} was marked crashed meanwhile (no heartbeat); its result stays in its run folder"
-            )
-        value = log.summary.get(metric) if metric else None
-        shown = f": {metric}={value:g}" if value is not None else ""
-        note(f"{prefix}run {run.name} {state}{shown}")
         if state == "failed":
             result.failed += 1
             consecutive_failures += 1
@@ -347,6 +310,60 @@ def run_agent(
             consecutive_failures = 0
     result.interrupted = interrupts.drain
     return result
+
+
+def _perform(
+    run: Any,
+    sweep: dict[str, Any],
+    executor: Executor,
+    store: Store,
+    wandb_dir: Path,
+    metric: str | None,
+    prefix: str,
+    log_dir: Path | None,
+    interrupts: _Interrupts,
+    options: AgentOptions,
+) -> tuple[str, str | None]:
+    """One claimed run: write its parameters, start it, watch it, record how it ended."""
+    sweep_id = sweep["id"]
+    scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.name
+    scratch.mkdir(parents=True, exist_ok=True)
+    param_path = scratch / "config.yaml"
+    param_path.write_text(yaml.safe_dump(run.config))
+    log_file = log_dir / f"{run.name}.log" if log_dir else None
+    params = ", ".join(f"{k}={v['value']}" for k, v in run.config.items())
+    note(f"{prefix}run {run.name} started: {params}" + (f" (log: {log_file})" if log_file else ""))
+    process = executor.start(
+        run.config, run_environment(sweep, run.name, wandb_dir, param_path), scratch, log_file
+    )
+    watch = _RunWatch(
+        store, sweep_id, run.name, wandb_dir, metric, interrupts, options.run_timeout_s
+    )
+    state, error = watch.wait(process)
+
+    run_file = find_run_file(wandb_dir, run.name)
+    log = read_run_log(run_file) if run_file else RunLog([], {}, None)
+    error_file = scratch / "error.txt"
+    if error is None and error_file.exists():
+        error = error_file.read_text()
+    if state == "finished" and process.poll() != 0:
+        state, error = "failed", error or f"exited with code {process.poll()}"
+    recorded = store.finish_run(
+        sweep_id,
+        run.name,
+        state=state,
+        history=log.metric_history(metric) if metric else [],
+        summary=log.summary,
+        run_dir=str(run_file.parent) if run_file else None,
+        error=error,
+    )
+    if not recorded:
+        note(
+            f"{prefix}run {run.name} was marked crashed meanwhile (no heartbeat); its result stays in its folder"
+        )
+    value = log.summary.get(metric) if metric else None
+    note(f"{prefix}run {run.name} {state}" + (f": {metric}={value:g}" if value is not None else ""))
+    return state, error
 
 
 class _RunWatch:

@@ -519,12 +519,23 @@ def _pick_wandb_mode() -> None:
 def main() -> None:
     """Console-script entry point: known errors become one line and an exit code."""
     try:
-        app()
+        code = app(standalone_mode=False)  # errors are printed here, one line each
+    except (
+        typer.TyperException
+    ) as exc:  # a usage error: bad flag, missing argument, unknown command
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help())  # `sweepkit` alone: the help, as no_args_is_help promises
+            sys.exit(0)
+        where = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
+        print(f"error: {exc.format_message()}{where}", file=sys.stderr)  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
     except SweepkitError as exc:
         if _debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
