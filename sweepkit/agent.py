@@ -246,8 +246,6 @@ def run_agent(
     *,
     function: str | None = None,
     count: int | None = None,
-    label: str = "",
-    log_dir: Path | None = None,
     options: AgentOptions | None = None,
 ) -> AgentResult:
     """Perform runs of a local sweep until it is done, `count` runs have ended, or Ctrl-C.
@@ -257,10 +255,7 @@ def run_agent(
         sweep_id: a local sweep id.
         function: ``module:attr`` to call, None for the sweep's program or sweepkit's train.
         count: the most runs to perform.
-        label: a prefix for this agent's lines (its worker and GPU).
-        log_dir: when given, each run's output goes to ``log_dir/<run id>.log``
-            instead of the terminal.
-        options: failure, timeout and crash limits.
+        options: its label and run-log folder; failure, timeout and crash limits.
     """
     options = options or AgentOptions()
     sweep = store.sweep_row(sweep_id)
@@ -272,7 +267,7 @@ def run_agent(
     # address in WANDB_SERVICE, which each run inherits, so a run's wandb.init connects
     # instead of starting its own service (about 0.4 s a run).
     wandb.setup()
-    prefix = f"[{label}] " if label else ""
+    prefix = f"[{options.label}] " if options.label else ""
     interrupts = _Interrupts(prefix)
     result = AgentResult()
     consecutive_failures = 0
@@ -295,7 +290,7 @@ def run_agent(
         waiting_for = None
         result.performed += 1
         state, error = _perform(
-            run, sweep, executor, store, wandb_dir, metric, prefix, log_dir, interrupts, options
+            run, sweep, executor, store, wandb_dir, metric, prefix, interrupts, options
         )
         if state == "failed":
             result.failed += 1
@@ -320,7 +315,6 @@ def _perform(
     wandb_dir: Path,
     metric: str | None,
     prefix: str,
-    log_dir: Path | None,
     interrupts: _Interrupts,
     options: AgentOptions,
 ) -> tuple[str, str | None]:
@@ -330,7 +324,7 @@ def _perform(
     scratch.mkdir(parents=True, exist_ok=True)
     param_path = scratch / "config.yaml"
     param_path.write_text(yaml.safe_dump(run.config))
-    log_file = log_dir / f"{run.name}.log" if log_dir else None
+    log_file = options.log_dir / f"{run.name}.log" if options.log_dir else None
     params = ", ".join(f"{k}={v['value']}" for k, v in run.config.items())
     note(f"{prefix}run {run.name} started: {params}" + (f" (log: {log_file})" if log_file else ""))
     process = executor.start(

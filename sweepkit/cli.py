@@ -88,6 +88,7 @@ def train(
     print(f"run {result.run_id} saved to {result.run_dir}")
 
 
+SweepIdArgument = Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")]
 StoreOption = Annotated[
     Path | None,
     typer.Option(
@@ -168,9 +169,7 @@ def create(
 
 @app.command()
 def agent(
-    sweep_id: Annotated[
-        str, typer.Argument(help="A sweep id from `sweepkit create` (local-... or a W&B id/path).")
-    ],
+    sweep_id: SweepIdArgument,
     count: Annotated[
         int | None,
         typer.Option(
@@ -237,13 +236,18 @@ def agent(
     from sweepkit.backends import AgentOptions, backend_for_id
 
     backend = backend_for_id(sweep_id, store)
-    options = AgentOptions(max_failures, run_timeout, crash_grace, retries)
+    options = AgentOptions(
+        label=label,
+        log_dir=run_logs,
+        max_failures=max_failures,
+        run_timeout_s=run_timeout,
+        crash_grace_s=crash_grace,
+        max_retries=retries,
+    )
     if gpus is None and workers is None:
         if per_gpu != 1:
             raise ConfigError("--per-gpu needs --gpus")
-        result = backend.agent(
-            sweep_id, function=function, count=count, label=label, log_dir=run_logs, options=options
-        )
+        result = backend.agent(sweep_id, function=function, count=count, options=options)
         prefix = f"[{label}] " if label else ""
         if result.gave_up:
             note(f"{prefix}giving up: {result.gave_up}")
@@ -297,7 +301,7 @@ def agent(
 
 @app.command()
 def docker(
-    sweep_id: Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")],
+    sweep_id: SweepIdArgument,
     gpus: Annotated[
         str, typer.Option(help="'all' or indices like 0,1,2,3: one container per GPU.")
     ] = "all",
@@ -370,48 +374,34 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
-def _control(command: str, sweep_id: str, store: Path | None) -> None:
-    from sweepkit.backends import backend_for_id
-
-    state = backend_for_id(sweep_id, store).control(sweep_id, command)
-    print(f"{sweep_id}: {state}")
-
-
-@app.command()
-def stop(
-    sweep_id: Annotated[str, typer.Argument(help="A sweep id.")], store: StoreOption = None
-) -> None:
-    """Start no new runs; running runs finish. Agents stop within seconds."""
-    _control("stop", sweep_id, store)
+CONTROL_HELP = {
+    "stop": "Start no new runs; running runs finish. Agents stop within seconds.",
+    "cancel": "Start no new runs and end the running ones now (marked killed).",
+    "pause": "Hand out no runs until `resume`; agents wait, running runs go on.",
+    "resume": "Hand out runs again after `pause` or `stop`.",
+}
 
 
-@app.command()
-def cancel(
-    sweep_id: Annotated[str, typer.Argument(help="A sweep id.")], store: StoreOption = None
-) -> None:
-    """Start no new runs and end the running ones now (marked killed)."""
-    _control("cancel", sweep_id, store)
+def _control_command(command: str) -> None:
+    """Register `sweepkit stop|cancel|pause|resume ID`: the same call with another verb."""
+
+    def control(sweep_id: SweepIdArgument, store: StoreOption = None) -> None:
+        from sweepkit.backends import backend_for_id
+
+        state = backend_for_id(sweep_id, store).control(sweep_id, command)
+        print(f"{sweep_id}: {state}")
+
+    control.__doc__ = CONTROL_HELP[command]
+    app.command(name=command)(control)
 
 
-@app.command()
-def pause(
-    sweep_id: Annotated[str, typer.Argument(help="A sweep id.")], store: StoreOption = None
-) -> None:
-    """Hand out no runs until `resume`; agents wait, running runs go on."""
-    _control("pause", sweep_id, store)
-
-
-@app.command()
-def resume(
-    sweep_id: Annotated[str, typer.Argument(help="A sweep id.")], store: StoreOption = None
-) -> None:
-    """Hand out runs again after `pause` or `stop`."""
-    _control("resume", sweep_id, store)
+for _command in CONTROL_HELP:
+    _control_command(_command)
 
 
 @app.command()
 def report(
-    sweep_id: Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")],
+    sweep_id: SweepIdArgument,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -476,7 +466,7 @@ def sync(
 
 @app.command()
 def status(
-    sweep_id: Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")],
+    sweep_id: SweepIdArgument,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     store: StoreOption = None,
 ) -> None:

@@ -99,6 +99,8 @@ class AgentResult:
 class AgentOptions:
     """How patient an agent is: with failing runs, hanging runs, and agents that died."""
 
+    label: str = ""  # prefixes the agent's lines: a worker's name and GPU
+    log_dir: Path | None = None  # each run's output to log_dir/<run id>.log instead of the terminal
     max_failures: int = 5  # consecutive failed runs after which the agent gives up
     run_timeout_s: float | None = None  # a run still going after this long is stopped and failed
     crash_grace_s: float = CRASH_GRACE_S  # no heartbeat for this long: the run's agent died
@@ -137,15 +139,9 @@ class Backend(abc.ABC):
         *,
         function: str | None = None,
         count: int | None = None,
-        label: str = "",
-        log_dir: Path | None = None,
         options: AgentOptions | None = None,
     ) -> AgentResult:
-        """Perform runs of the sweep; say how many, and how many failed.
-
-        `label` prefixes the agent's lines (a worker's name and GPU); with
-        `log_dir`, run output goes to files there instead of the terminal.
-        """
+        """Perform runs of the sweep; say how many, and how many failed."""
 
     @abc.abstractmethod
     def sweep(self, sweep_id: str) -> SweepInfo:

@@ -50,8 +50,6 @@ class LocalBackend(Backend):
         *,
         function: str | None = None,
         count: int | None = None,
-        label: str = "",
-        log_dir: Path | None = None,
         options: AgentOptions | None = None,
     ) -> AgentResult:
         from sweepkit.agent import run_agent  # imports wandb: only for commands that run
@@ -64,15 +62,7 @@ class LocalBackend(Backend):
                 else "create a new sweep"
             )
             raise SweepkitError(f"sweep {sweep_id} is {state}: it hands out no more runs ({hint})")
-        return run_agent(
-            self.store,
-            sweep_id,
-            function=function,
-            count=count,
-            label=label,
-            log_dir=log_dir,
-            options=options,
-        )
+        return run_agent(self.store, sweep_id, function=function, count=count, options=options)
 
     def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
         from sweepkit.runlog import logged_table, read_run_log

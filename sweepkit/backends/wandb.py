@@ -68,8 +68,6 @@ class WandbBackend(Backend):
         *,
         function: str | None = None,
         count: int | None = None,
-        label: str = "",
-        log_dir: Path | None = None,
         options: AgentOptions | None = None,
     ) -> AgentResult:
         import wandb
@@ -77,8 +75,8 @@ class WandbBackend(Backend):
         from sweepkit.agent import resolve_function
         from sweepkit.backends.base import DEFAULT_FUNCTION
 
-        # An unknown id fails here, with our message. W&B's agent prints its own lines
-        # and runs in this process, so label and log_dir have nothing to add here.
+        # An unknown id fails here, with our message. W&B's agent prints its own lines and
+        # runs in this process: options.label and options.log_dir have nothing to add.
         sweep = self.sweep(sweep_id)
         before = {r.id for r in sweep.runs}
         if function is None and "program" in sweep.config:
