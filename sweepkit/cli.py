@@ -89,6 +89,11 @@ def train(
 
 
 SweepIdArgument = Annotated[str, typer.Argument(help="A sweep id (local-... or a W&B id/path).")]
+SweepFileArgument = Annotated[Path, typer.Argument(help="A W&B sweep YAML.")]
+ProjectOption = Annotated[str | None, typer.Option(envvar="WANDB_PROJECT", help="W&B project.")]
+EntityOption = Annotated[
+    str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
+]
 StoreOption = Annotated[
     Path | None,
     typer.Option(
@@ -139,13 +144,9 @@ def validate(file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")]) ->
 
 @app.command()
 def create(
-    file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")],
-    project: Annotated[
-        str | None, typer.Option(envvar="WANDB_PROJECT", help="W&B project.")
-    ] = None,
-    entity: Annotated[
-        str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
-    ] = None,
+    file: SweepFileArgument,
+    project: ProjectOption = None,
+    entity: EntityOption = None,
     name: Annotated[str | None, typer.Option(help="A name for the sweep.")] = None,
     backend: Annotated[
         str,
@@ -347,15 +348,11 @@ def docker(
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")],
+    file: SweepFileArgument,
     count: CountOption = None,
     function: FunctionOption = None,
-    project: Annotated[
-        str | None, typer.Option(envvar="WANDB_PROJECT", help="W&B project.")
-    ] = None,
-    entity: Annotated[
-        str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
-    ] = None,
+    project: ProjectOption = None,
+    entity: EntityOption = None,
     backend: Annotated[str, typer.Option(help="auto, wandb or local (see `create`).")] = "auto",
     store: StoreOption = None,
 ) -> None:
@@ -428,12 +425,8 @@ def report(
 @app.command()
 def sync(
     sweep_id: Annotated[str, typer.Argument(help="A local sweep id (local-...).")],
-    project: Annotated[
-        str | None, typer.Option(envvar="WANDB_PROJECT", help="W&B project to upload to.")
-    ] = None,
-    entity: Annotated[
-        str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
-    ] = None,
+    project: ProjectOption = None,
+    entity: EntityOption = None,
     create_sweep: Annotated[
         bool,
         typer.Option(
