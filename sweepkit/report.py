@@ -191,6 +191,7 @@ def _metric_over_runs(info: SweepInfo) -> str:
     ax.scatter(range(1, len(values) + 1), values, s=18, label="run")
     ax.step(range(1, len(values) + 1), best_so_far, where="post", color="C1", label="best so far")
     ax.set_xlabel("run, in the order runs started")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(info.metric_name or "metric")
     ax.legend()
     return _png(fig)
@@ -203,14 +204,17 @@ def _curves(info: SweepInfo, ranked: list[RunRecord], details: dict[str, RunDeta
         return _missing("The best runs' histories could not be read.")
     fig, axes = plt.subplots(1, len(keys), figsize=(9, 3), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
+        x_key = "epoch"
         for run in top:
             rows = [row for row in details[run.id].history if key in row]
-            xs = [row.get("epoch", i) for i, row in enumerate(rows)]
+            # Training loss has a point per log interval: by step; per-epoch metrics by epoch.
+            x_key = "step" if rows and all("step" in row for row in rows) else "epoch"
+            xs = [row.get(x_key, i) for i, row in enumerate(rows)]
             ax.plot(
                 xs, [row[key] for row in rows], marker="." if len(rows) < 20 else None, label=run.id
             )
         ax.set_title(key)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x_key)
     axes[0][0].legend(fontsize=8)
     return _png(fig)
 
