@@ -227,9 +227,20 @@ class _Interrupts:
         self.drain = False
         self.kill = False
         self._label = label
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._on_sigint)
-            signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._previous: list[tuple[int, Any]] = []
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():  # signals go to the main thread
+            for signum, handler in (
+                (signal.SIGINT, self._on_sigint),
+                (signal.SIGTERM, self._on_sigterm),
+            ):
+                self._previous.append((signum, signal.signal(signum, handler)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous:  # a library caller gets its own handlers back
+            signal.signal(signum, handler)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.drain:
@@ -270,42 +281,42 @@ def run_agent(
     # connects instead of starting its own service (about 0.2 s a run).
     wandb.setup()
     prefix = f"[{options.label}] " if options.label else ""
-    interrupts = _Interrupts(prefix)
     result = AgentResult()
-    consecutive_failures = 0
-    waiting_for: str | None = None  # the sweep state we last said we wait on
-    while (count is None or result.performed < count) and not interrupts.drain:
-        run = store.claim_run(
-            sweep_id, crash_grace_s=options.crash_grace_s, max_retries=options.max_retries
-        )
-        if run is None:
-            # Still "running" with nothing to hand out: other agents' runs are going, and one
-            # whose agent died is offered again here once its heartbeat is stale.
-            state = store.sweep_state(sweep_id)
-            if state not in ("paused", "running"):
-                break
-            if waiting_for != state:
-                note(f"{prefix}sweep {sweep_id} {WAITING[state]}")
-                waiting_for = state
-            time.sleep(HEARTBEAT_S)
-            continue
-        waiting_for = None
-        result.performed += 1
-        state, error = _perform(
-            run, sweep, executor, store, wandb_dir, metric, prefix, interrupts, options
-        )
-        if state == "failed":
-            result.failed += 1
-            consecutive_failures += 1
-            if consecutive_failures >= options.max_failures:
-                last_line = (error or "").strip().splitlines()[-1:] or ["unknown error"]
-                result.gave_up = (
-                    f"{consecutive_failures} runs failed in a row; the last: {last_line[0]}"
-                )
-                break
-        else:
-            consecutive_failures = 0
-    result.interrupted = interrupts.drain
+    with _Interrupts(prefix) as interrupts:
+        consecutive_failures = 0
+        waiting_for: str | None = None  # the sweep state we last said we wait on
+        while (count is None or result.performed < count) and not interrupts.drain:
+            run = store.claim_run(
+                sweep_id, crash_grace_s=options.crash_grace_s, max_retries=options.max_retries
+            )
+            if run is None:
+                # Still "running" with nothing to hand out: other agents' runs are going, and one
+                # whose agent died is offered again here once its heartbeat is stale.
+                state = store.sweep_state(sweep_id)
+                if state not in ("paused", "running"):
+                    break
+                if waiting_for != state:
+                    note(f"{prefix}sweep {sweep_id} {WAITING[state]}")
+                    waiting_for = state
+                time.sleep(HEARTBEAT_S)
+                continue
+            waiting_for = None
+            result.performed += 1
+            state, error = _perform(
+                run, sweep, executor, store, wandb_dir, metric, prefix, interrupts, options
+            )
+            if state == "failed":
+                result.failed += 1
+                consecutive_failures += 1
+                if consecutive_failures >= options.max_failures:
+                    last_line = (error or "").strip().splitlines()[-1:] or ["unknown error"]
+                    result.gave_up = (
+                        f"{consecutive_failures} runs failed in a row; the last: {last_line[0]}"
+                    )
+                    break
+            else:
+                consecutive_failures = 0
+        result.interrupted = interrupts.drain
     return result
 
 

@@ -99,3 +99,13 @@ def test_local_run_config_and_metric_come_from_the_wandb_run_itself(tmp_path, mo
     )  # WANDB_SWEEP_PARAM_PATH reached wandb.init
     assert summary["run_id"] == run.id
     assert run.metric == pytest.approx(summary["summary"]["loss"])
+
+
+def test_local_agent_gives_the_caller_its_signal_handlers_back(tmp_path, monkeypatch):
+    import signal
+
+    monkeypatch.chdir(tmp_path)
+    mine = signal.getsignal(signal.SIGINT)
+    backend = backend_for_new_sweep("local")
+    backend.agent(backend.create(CONFIG), function=FUNCTION, count=1)
+    assert signal.getsignal(signal.SIGINT) is mine
