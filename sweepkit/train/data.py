@@ -8,6 +8,7 @@ and read by the same `torchvision.datasets.MNIST` class.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gzip
@@ -15,6 +16,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from sweepkit.log import note
 
 SAMPLE_FOLDER = "sweepkit-mnist-sample"
 DOWNLOAD_TIMEOUT_S = 20.0
+DOWNLOAD_FAILED_MARKER = ".sweepkit-download-failed"
+RETRY_DOWNLOAD_AFTER_S = 3600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +97,14 @@ def _full_mnist_present(data_dir: str) -> bool:
 
 
 def _try_download(data_dir: str) -> bool:
-    """Let torchvision download MNIST; False (not an error) when there is no network."""
+    """Let torchvision download MNIST; False (not an error) when there is no network.
+
+    A failure is remembered for an hour in data_dir: every run of a sweep is a
+    new process, and on a firewalled cluster each try can hang for the timeout.
+    """
+    marker = Path(data_dir) / DOWNLOAD_FAILED_MARKER
+    if marker.exists() and time.time() - marker.stat().st_mtime < RETRY_DOWNLOAD_AFTER_S:
+        return False
     previous = socket.getdefaulttimeout()
     # torchvision's urlopen has no timeout: a firewalled cluster would hang here.
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
@@ -102,6 +113,9 @@ def _try_download(data_dir: str) -> bool:
         torchvision.datasets.MNIST(data_dir, train=False, download=True)
         return True
     except (OSError, RuntimeError):
+        with contextlib.suppress(OSError):  # a read-only data_dir: just try again next time
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
         return False
     finally:
         socket.setdefaulttimeout(previous)

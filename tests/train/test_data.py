@@ -53,3 +53,16 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DataError, match="SWEEPKIT_DATA_DIR"):
         data.load_mnist("sample", str(blocker))
+
+
+def test_a_failed_download_is_not_retried_by_every_run_for_an_hour(tmp_path, monkeypatch):
+    tries = []
+
+    def no_network(root, train, download):
+        tries.append(root)
+        raise OSError("Name or service not known")  # what urllib raises without DNS
+
+    monkeypatch.setattr(data.torchvision.datasets, "MNIST", no_network)
+    assert data._try_download(str(tmp_path)) is False
+    assert data._try_download(str(tmp_path)) is False
+    assert len(tries) == 1 and (tmp_path / data.DOWNLOAD_FAILED_MARKER).exists()
