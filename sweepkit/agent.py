@@ -163,7 +163,9 @@ class Executor:
             return
         resolve_function(self.function)  # a bad --function fails now, not in every run
         self._context = multiprocessing.get_context("forkserver")
-        modules = ["sweepkit.agent", "wandb", self.function.partition(":")[0]]
+        # "__main__" too: each run would otherwise re-import the script that started the agent
+        # (multiprocessing imports it as __mp_main__), paying its imports once per run.
+        modules = ["__main__", "sweepkit.agent", "wandb", self.function.partition(":")[0]]
         self._context.set_forkserver_preload(modules)
         # Start the server now: it imports those modules while this process gets ready.
         multiprocessing.forkserver.ensure_running()
