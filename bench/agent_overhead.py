@@ -137,7 +137,7 @@ def claim_and_finish(store: Store, sweep_id: str, loss: Callable[[dict], float])
     value = loss({k: v["value"] for k, v in run.config.items()})
     store.finish_run(
         sweep_id,
-        run.name,
+        run.id,
         state="finished",
         history=[{"loss": value}],
         summary={"loss": value},

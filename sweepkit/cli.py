@@ -6,18 +6,24 @@ options to one function of the package.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 
-from sweepkit import __version__
-from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
+from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES, AgentOptions
 from sweepkit.credentials import use_wandb_server
 from sweepkit.errors import ConfigError, SweepkitError
+from sweepkit.launch import AgentLaunch
+from sweepkit.launch import start as start_agents
 from sweepkit.log import note
 
 app = typer.Typer(
@@ -33,7 +39,9 @@ _debug = False
 
 def _version(value: bool) -> None:
     if value:
-        print(f"sweepkit {__version__}")
+        from sweepkit.versions import version_report
+
+        print(version_report())
         raise typer.Exit()
 
 
@@ -44,7 +52,13 @@ def _main(
         typer.Option("--debug", envvar="SWEEPKIT_DEBUG", help="Show full tracebacks on errors."),
     ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the versions of sweepkit, Python, wandb, the sweeps engine, numpy and torch (with the GPUs it sees).",
+        ),
     ] = False,
 ) -> None:
     global _debug
@@ -109,7 +123,8 @@ CountOption = Annotated[
         "--count",
         "-n",
         min=1,
-        help="Stop after this many runs.  [default: until the sweep is done]",
+        help="Runs in total, across all workers.  [default: until the sweep is done]",
+        show_default=False,
     ),
 ]
 FunctionOption = Annotated[
@@ -118,7 +133,8 @@ FunctionOption = Annotated[
         "--function",
         "-f",
         metavar="MODULE:ATTR",
-        help="The function each run calls (W&B's function-agent contract: it calls wandb.init). "
+        help="The function each run calls (W&B's function-agent contract: it calls wandb.init); "
+        "the working directory is on the import path.  "
         "[default: the sweep's program if it has one, else sweepkit.train:train]",
         show_default=False,
     ),
@@ -132,6 +148,7 @@ def validate(file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")]) ->
     Exit code 0 and a one-line summary when it is valid, 2 when it is not.
     """
     from sweepkit.config import read_yaml, summarize, violations
+    from sweepkit.engine import caveat
 
     config = read_yaml(file)
     problems = violations(config)
@@ -140,6 +157,8 @@ def validate(file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")]) ->
             print(f"{file}: {problem}", file=sys.stderr)
         raise typer.Exit(2)
     print(f"{file}: ok, {summarize(config)}")
+    if known_bug := caveat(config):
+        note(known_bug)
 
 
 @app.command()
@@ -168,65 +187,105 @@ def create(
     note(f"start an agent: sweepkit agent {sweep_id}{store_flag}")
 
 
+# The options of `agent` that `run` shares: one definition, added to both commands.
+AGENT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "count": (CountOption, None),
+    "function": (FunctionOption, None),
+    "gpus": (
+        Annotated[
+            str | None,
+            typer.Option(
+                help="'all' or indices like 0,1,3: one worker per GPU, each seeing only its GPU."
+            ),
+        ],
+        None,
+    ),
+    "per_gpu": (Annotated[int, typer.Option(min=1, help="Workers per GPU (with --gpus).")], 1),
+    "workers": (
+        Annotated[
+            int | None,
+            typer.Option(
+                min=1, help="CPU workers; the CPU's cores are split between them (no GPU use)."
+            ),
+        ],
+        None,
+    ),
+    "max_failures": (
+        Annotated[int, typer.Option(min=1, help="Give up after this many failed runs in a row.")],
+        5,
+    ),
+    "run_timeout": (
+        Annotated[
+            float | None,
+            typer.Option(
+                min=1,
+                metavar="SECONDS",
+                help="Stop a run still going after this long; it counts as failed.",
+            ),
+        ],
+        None,
+    ),
+    "crash_grace": (
+        Annotated[
+            float,
+            typer.Option(
+                min=5,
+                metavar="SECONDS",
+                help="A run with no heartbeat for this long is marked crashed (local backend).",
+            ),
+        ],
+        CRASH_GRACE_S,
+    ),
+    "retries": (
+        Annotated[
+            int,
+            typer.Option(
+                min=0, help="Times a crashed run's exact config is run again (local backend)."
+            ),
+        ],
+        MAX_RETRIES,
+    ),
+    # A worker's name in its lines, and where its runs' output goes: set by the parent of workers.
+    "label": (Annotated[str, typer.Option(hidden=True)], ""),
+    "run_logs": (Annotated[Path | None, typer.Option(hidden=True)], None),
+}
+
+
+def with_agent_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the options in AGENT_OPTIONS; it receives them as one `launch`."""
+    own = inspect.signature(command, eval_str=True)
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=hint, default=default)
+        for name, (hint, default) in AGENT_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def with_launch(**kwargs: Any) -> None:
+        chosen = {name: kwargs.pop(name) for name in AGENT_OPTIONS}
+        command(**kwargs, launch=_agent_launch(**chosen))
+
+    mine = [p for name, p in own.parameters.items() if name != "launch"]
+    with_launch.__signature__ = own.replace(parameters=[*mine, *shared])  # type: ignore[attr-defined]
+    return with_launch
+
+
+def _agent_launch(
+    *, count: int | None, function: str | None, gpus: str | None, per_gpu: int,
+    workers: int | None, max_failures: int, run_timeout: float | None, crash_grace: float,
+    retries: int, label: str, run_logs: Path | None,
+) -> AgentLaunch:  # fmt: skip
+    options = AgentOptions(
+        label=label, log_dir=run_logs, max_failures=max_failures, run_timeout_s=run_timeout,
+        crash_grace_s=crash_grace, max_retries=retries,
+    )  # fmt: skip
+    launch = AgentLaunch(function, count, gpus, per_gpu, workers, options)
+    launch.check()
+    return launch
+
+
 @app.command()
-def agent(
-    sweep_id: SweepIdArgument,
-    count: Annotated[
-        int | None,
-        typer.Option(
-            "--count",
-            "-n",
-            min=1,
-            help="Runs this command performs in total, across all its workers.  [default: until the sweep is done]",
-        ),
-    ] = None,
-    function: FunctionOption = None,
-    gpus: Annotated[
-        str | None,
-        typer.Option(
-            help="'all' or indices like 0,1,3: one worker per GPU, each seeing only its GPU."
-        ),
-    ] = None,
-    per_gpu: Annotated[int, typer.Option(min=1, help="Workers per GPU (with --gpus).")] = 1,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="CPU workers; the CPU's cores are split between them (no GPU use)."
-        ),
-    ] = None,
-    store: StoreOption = None,
-    label: Annotated[
-        str, typer.Option(hidden=True, help="A worker's name in its output lines.")
-    ] = "",
-    run_logs: Annotated[
-        Path | None, typer.Option(hidden=True, help="Folder for per-run log files.")
-    ] = None,
-    max_failures: Annotated[
-        int, typer.Option(min=1, help="Give up after this many failed runs in a row.")
-    ] = 5,
-    run_timeout: Annotated[
-        float | None,
-        typer.Option(
-            min=1,
-            metavar="SECONDS",
-            help="Stop a run still going after this long; it counts as failed.",
-        ),
-    ] = None,
-    crash_grace: Annotated[
-        float,
-        typer.Option(
-            min=5,
-            metavar="SECONDS",
-            help="A run with no heartbeat for this long is marked crashed (local backend).",
-        ),
-    ] = CRASH_GRACE_S,
-    retries: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Times a crashed run's exact config is run again (local backend)."
-        ),
-    ] = MAX_RETRIES,
-) -> None:
+@with_agent_options
+def agent(sweep_id: SweepIdArgument, store: StoreOption = None, *, launch: AgentLaunch) -> None:
     """Run runs of a sweep until it is done or --count runs have ended.
 
     With --gpus or --workers, starts one agent process per worker; their lines
@@ -234,70 +293,9 @@ def agent(
     Ctrl-C once: runs finish, then agents stop. Twice: runs are stopped now and
     marked killed. The exit code is 1 if any run failed, 130 after Ctrl-C.
     """
-    from sweepkit.backends import AgentOptions, backend_for_id
+    from sweepkit.backends import backend_for_id
 
-    backend = backend_for_id(sweep_id, store)
-    options = AgentOptions(
-        label=label,
-        log_dir=run_logs,
-        max_failures=max_failures,
-        run_timeout_s=run_timeout,
-        crash_grace_s=crash_grace,
-        max_retries=retries,
-    )
-    if gpus is None and workers is None:
-        if per_gpu != 1:
-            raise ConfigError("--per-gpu needs --gpus")
-        result = backend.agent(sweep_id, function=function, count=count, options=options)
-        prefix = f"[{label}] " if label else ""
-        if result.gave_up:
-            note(f"{prefix}giving up: {result.gave_up}")
-        note(f"{prefix}agent done: {result.performed} run(s), {result.failed} failed")
-        raise typer.Exit(result.exit_code)
-
-    from sweepkit import launch
-
-    agent_flags = [
-        "--max-failures",
-        str(max_failures),
-        "--crash-grace",
-        str(crash_grace),
-        "--retries",
-        str(retries),
-    ]
-    if run_timeout:
-        agent_flags += ["--run-timeout", str(run_timeout)]
-    if gpus is not None and workers is not None:
-        raise ConfigError(launch.EXCLUSIVE)  # before counting GPUs, which may not exist
-    plan = launch.plan_workers(
-        gpus=None if gpus is None else launch.parse_gpus(gpus, launch.visible_gpu_count()),
-        per_gpu=per_gpu,
-        workers=workers,
-        count=count,
-        cores=os.cpu_count() or 1,
-    )
-    backend.sweep(sweep_id)  # an unknown id fails once here, not once per worker
-    log_dir = (
-        run_logs
-        or Path(os.environ.get("WANDB_DIR") or ".")
-        / "wandb"
-        / f"sweep-{sweep_id.replace('/', '-')}"
-        / "logs"
-    )
-    stagger = (
-        0.0 if backend.name == "local" else 5.0
-    )  # the local store already never repeats a suggestion
-    raise typer.Exit(
-        launch.run_workers(
-            plan,
-            sweep_id,
-            function=function,
-            agent_flags=agent_flags,
-            store=store,
-            log_dir=log_dir.resolve(),
-            stagger_s=stagger,
-        )
-    )
+    raise typer.Exit(start_agents(backend_for_id(sweep_id, store), sweep_id, launch, store=store))
 
 
 @app.command()
@@ -347,28 +345,30 @@ def docker(
 
 
 @app.command()
+@with_agent_options
 def run(
     file: SweepFileArgument,
-    count: CountOption = None,
-    function: FunctionOption = None,
     project: ProjectOption = None,
     entity: EntityOption = None,
     backend: Annotated[str, typer.Option(help="auto, wandb or local (see `create`).")] = "auto",
     store: StoreOption = None,
+    *,
+    launch: AgentLaunch,
 ) -> None:
-    """Create a sweep and run an agent on it, in one command."""
+    """Create a sweep and run agents on it, in one command (every option of `agent` works).
+
+    Everything is checked before the sweep is created (the YAML, the program or
+    --function, the GPUs), so a command that fails leaves nothing in the store.
+    """
     from sweepkit.backends import backend_for_new_sweep
     from sweepkit.config import load_sweep_config
 
     config = load_sweep_config(file)
+    launch.preflight(config)
     chosen = backend_for_new_sweep(backend, store)
     sweep_id = chosen.create(config, project=project, entity=entity)
     print(sweep_id)
-    result = chosen.agent(sweep_id, function=function, count=count)
-    note(
-        f"agent done: {result.performed} run(s), {result.failed} failed; see them with: sweepkit status {sweep_id}"
-    )
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(start_agents(chosen, sweep_id, launch, store=store))
 
 
 CONTROL_HELP = {
@@ -459,19 +459,49 @@ def sync(
 
 @app.command()
 def status(
-    sweep_id: SweepIdArgument,
+    sweep_id: Annotated[
+        str | None,
+        typer.Argument(help="A sweep id (local-... or a W&B id/path).  [default: list every sweep in the store]",
+                       show_default=False),
+    ] = None,
+    run_ref: Annotated[
+        str | None,
+        typer.Option("--run", metavar="RUN", help="Show one run in full (its id or name): "
+                     "config, metric, state, whole error, folder, log file."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Redraw in place until the sweep ends; Ctrl-C leaves.")
+    ] = False,
+    every: Annotated[
+        float, typer.Option(min=0.5, metavar="SECONDS", help="How often --watch redraws.")
+    ] = 2.0,
     store: StoreOption = None,
-) -> None:
-    """Show a sweep's runs (state, parameters, metric, runtime), the best run, and counts by state."""
+) -> None:  # fmt: skip
+    """Show a sweep's runs (state, parameters, metric, runtime, last error line), the best run
+    and counts by state; with no id, every sweep in the local store."""
+    from sweepkit import status as views
     from sweepkit.backends import backend_for_id
-    from sweepkit.status import render_status, status_json
+    from sweepkit.backends.local import LocalBackend
 
-    info = backend_for_id(sweep_id, store).sweep(sweep_id)
+    if sweep_id is None:
+        local = LocalBackend(store)
+        if as_json:
+            print(json.dumps([json.loads(views.status_json(i)) for i in local.sweeps()], indent=2))
+            return
+        views.show(local.sweeps, lambda infos: views.sweep_list_view(infos, str(local.store_path)),
+                   watch=every if watch else None,
+                   active=lambda infos: any(map(views.is_active, infos)))  # fmt: skip
+        return
+    backend = backend_for_id(sweep_id, store)
     if as_json:
-        print(status_json(info))
-    else:
-        render_status(info)
+        info = backend.sweep(sweep_id)
+        print(views.status_json(info) if run_ref is None else
+              json.dumps(dataclasses.asdict(views.find_run(info, run_ref)), indent=2))  # fmt: skip
+        return
+    render = views.sweep_view if run_ref is None else (lambda i: views.run_view(i, run_ref))
+    views.show(lambda: backend.sweep(sweep_id), render, watch=every if watch else None,
+               active=views.is_active)  # fmt: skip
 
 
 def parse_settings(settings: list[str]) -> dict[str, Any]:
@@ -501,6 +531,10 @@ def _pick_wandb_mode() -> None:
 
 def main() -> None:
     """Console-script entry point: known errors become one line and an exit code."""
+    # As under `python -m sweepkit` (how workers start): --function finds modules beside the
+    # user's files, and the fork server that runs them inherits this path.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         code = app(standalone_mode=False)  # errors are printed here, one line each
     except (

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-with warnings.catch_warnings():  # the engine's pydantic models warn about v1-style options
-    warnings.simplefilter("ignore")
-    from sweeps.config import schema as sweeps_schema
-    from sweeps.params import HyperParameter, HyperParameterSet
-
-    import sweeps
-
+from sweepkit import engine
+from sweepkit.engine import HyperParameter, HyperParameterSet
 from sweepkit.errors import ConfigError
 
 
@@ -84,7 +78,7 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     >>> violations({"method": "bayes", "parameters": {"lr": {"values": [1, 2]}}})
     ['metric: bayes search needs a metric to optimise (metric: {name: ..., goal: ...})']
     """
-    errors = list(sweeps_schema.validator.iter_errors(config))
+    errors = list(engine.schema_errors(config))
     empty = _empty_values(config.get("parameters"))
     # An empty `values` also fails the schema, with a vaguer message about the same parameter.
     problems = [
@@ -94,7 +88,7 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     ]
     problems += empty
     try:  # the engine's checks beyond the schema: min < max, probabilities, deprecated distributions
-        extra = sweeps.schema_violations_from_proposed_config(dict(config))
+        extra = engine.engine_violations(config)
     except ValueError as exc:  # it raises instead of reporting on a non-mapping parameter
         extra = [str(exc)]
     raw_schema_messages = {e.message for e in errors}
@@ -170,9 +164,7 @@ def _engine_refusals(config: Mapping[str, Any]) -> list[str]:
     if config.get("method") == "bayes" and "metric" not in config:
         return ["metric: bayes search needs a metric to optimise (metric: {name: ..., goal: ...})"]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sweeps.next_run(dict(config), [])
+        engine.next_run(config, [])
     except (ValueError, KeyError, TypeError) as exc:
         return [f"method: the sweeps engine cannot run this config: {exc}"]
     return []

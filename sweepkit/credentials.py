@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import netrc
 import os
+import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -37,16 +39,55 @@ def wandb_credentials_configured() -> bool:
     return False
 
 
+def server_url() -> str:
+    """The W&B server wandb would talk to: $WANDB_BASE_URL, else wandb's default."""
+    try:
+        from wandb.sdk.lib import urls  # wandb's own notion of its default server
+
+        default = urls.DEFAULT_BASE_URL
+    except (ImportError, AttributeError):  # a wandb from before Forge
+        default = "https://api.wandb.ai"
+    return os.environ.get("WANDB_BASE_URL") or default
+
+
 def _server_hosts() -> set[str]:
     """The hosts whose netrc entry wandb would use for the configured server."""
+    base = server_url()
+    servers = {base}
     try:
-        from wandb.sdk.lib import urls  # wandb's own notion of its default server and its proxies
+        from wandb.sdk.lib import urls
 
-        base = os.environ.get("WANDB_BASE_URL") or urls.DEFAULT_BASE_URL
-        servers = {base, urls.forge_upstream_url(base)}
-    except (ImportError, AttributeError):  # a wandb from before Forge
-        servers = {os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"}
+        servers.add(urls.forge_upstream_url(base))  # the W&B host behind wandb's default proxy
+    except (ImportError, AttributeError):
+        pass
     return {host for host in (urlparse(s).hostname for s in servers) if host}
+
+
+def unreachable_reason(url: str, timeout_s: float = 5.0) -> str | None:
+    """Why a TCP connection to the server behind `url` fails within `timeout_s`, or None if it opens.
+
+    wandb itself retries an unreachable server for minutes before it gives up;
+    this answers in seconds whether there is a network path at all.
+    """
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            outcome.append(None)
+        except OSError as exc:  # name lookup, refused, unreachable, timed out
+            outcome.append(exc.strerror or str(exc) or type(exc).__name__)
+
+    # A thread, because name lookup ignores the socket timeout.
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout_s + 1)
+    if not outcome:
+        return f"no answer from {host}:{port} in {timeout_s:g} s"
+    return None if outcome[0] is None else f"{host}:{port}: {outcome[0]}"
 
 
 def use_wandb_server() -> bool:

@@ -1,8 +1,10 @@
-"""Many agents from one command: one per GPU, or N CPU workers, each its own process.
+"""Start what `sweepkit agent` / `sweepkit run` ask for: one agent here, or one per GPU or worker.
 
-The plan (which workers, which GPU, how many threads and runs each) and every
-worker's environment and command line are built by pure functions, tested
-without GPUs; `run_workers` holds the few lines that spawn and wait.
+`AgentLaunch` is the one definition of those options; `start` is the one call
+both commands make. The plan (which workers, which GPU, how many threads and
+runs each) and every worker's environment and command line are built by pure
+functions, tested without GPUs; `run_workers` holds the few lines that spawn
+and wait.
 """
 
 from __future__ import annotations
@@ -13,15 +15,111 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sweepkit.backends.base import AgentOptions, AgentResult, Backend, SweepInfo
 from sweepkit.errors import ConfigError
 from sweepkit.log import note
+from sweepkit.progress import LiveLines, OutputTail, sweep_line, sweep_total, worker_line
 
+PROGRESS_EVERY_S = 2.0  # how often the live lines are redrawn from the store
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 EXCLUSIVE = "--gpus and --workers cannot be combined: use --gpus with --per-gpu K"
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentLaunch:
+    """What to start on a sweep: which function, how many runs, on which GPUs or workers."""
+
+    function: str | None = None  # module:attr; None: the sweep's program, else sweepkit's train
+    count: int | None = None  # runs in total, across all workers; None: until the sweep is done
+    gpus: str | None = None  # "all" or "0,1,3": one worker per GPU (times per_gpu)
+    per_gpu: int = 1
+    workers: int | None = None  # CPU workers
+    options: AgentOptions = dataclasses.field(default_factory=AgentOptions)
+
+    @property
+    def has_workers(self) -> bool:
+        return self.gpus is not None or self.workers is not None
+
+    def check(self) -> None:
+        """Raise ConfigError for options that contradict each other (before anything starts)."""
+        if self.gpus is not None and self.workers is not None:
+            raise ConfigError(EXCLUSIVE)
+        if self.per_gpu != 1 and self.gpus is None:
+            raise ConfigError("--per-gpu needs --gpus")
+
+    def preflight(self, sweep_config: dict[str, Any]) -> None:
+        """Everything that would stop runs from starting, checked before a sweep is created:
+        the options, the program or function, the GPUs."""
+        from sweepkit.agent import check_runnable  # imports wandb
+
+        self.check()
+        check_runnable(sweep_config, self.function)
+        if self.gpus is not None:
+            parse_gpus(self.gpus, visible_gpu_count())
+
+
+def start(backend: Backend, sweep_id: str, launch: AgentLaunch, *, store: Path | None) -> int:
+    """Run the agent here, or start its workers and wait for them; return the exit code."""
+    launch.check()
+    if backend.name == "local" and not launch.options.label:  # a worker: its parent said it
+        from sweepkit.engine import caveat
+
+        if known_bug := caveat(backend.sweep(sweep_id).config):
+            note(known_bug)
+    if not launch.has_workers:
+        result = backend.agent(
+            sweep_id, function=launch.function, count=launch.count, options=launch.options
+        )
+        _say_done(result, sweep_id, launch.options.label)
+        return result.exit_code
+    gpus = None
+    if launch.gpus is not None:
+        gpus = parse_gpus(launch.gpus, visible_gpu_count())
+    plan = plan_workers(
+        gpus=gpus, per_gpu=launch.per_gpu, workers=launch.workers, count=launch.count,
+        cores=os.cpu_count() or 1,
+    )  # fmt: skip
+    info = backend.sweep(sweep_id)  # an unknown id fails once here, not once per worker
+    log_dir = launch.options.log_dir or run_log_dir(sweep_id)
+    local = backend.name == "local"
+    return run_workers(
+        plan, sweep_id, function=launch.function, store=store, log_dir=log_dir.resolve(),
+        # W&B agents asking at once get the same suggestion; the local store never repeats one.
+        stagger_s=0.0 if local else 5.0,
+        agent_flags=agent_flags(launch.options),
+        # The live lines read the local store; W&B's API is not for polling every 2 s.
+        sweep_info=(lambda: backend.sweep(sweep_id)) if local else None,
+        total=sweep_total(info.config),
+    )  # fmt: skip
+
+
+def _say_done(result: AgentResult, sweep_id: str, label: str) -> None:
+    prefix = f"[{label}] " if label else ""
+    if result.gave_up:
+        note(f"{prefix}giving up: {result.gave_up}")
+    note(
+        f"{prefix}agent done: {result.performed} run(s), {result.failed} failed; "
+        f"see them with: sweepkit status {sweep_id}"
+    )
+
+
+def run_log_dir(sweep_id: str) -> Path:
+    """Where workers' runs write their output: beside the sweep's run folders."""
+    root = Path(os.environ.get("WANDB_DIR") or ".")
+    return root / "wandb" / f"sweep-{sweep_id.replace('/', '-')}" / "logs"
+
+
+def agent_flags(options: AgentOptions) -> list[str]:
+    """`options` as the `sweepkit agent` flags that give a worker process the same ones."""
+    flags = ["--max-failures", str(options.max_failures)]
+    flags += ["--crash-grace", f"{options.crash_grace_s:g}", "--retries", str(options.max_retries)]
+    if options.run_timeout_s is not None:
+        flags += ["--run-timeout", f"{options.run_timeout_s:g}"]
+    return flags
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,10 +242,20 @@ def run_workers(
     log_dir: Path,
     stagger_s: float,
     agent_flags: list[str] | None = None,
+    sweep_info: Callable[[], SweepInfo] | None = None,
+    total: int | None = None,
 ) -> int:
-    """Start the workers, forward Ctrl-C to them, wait; the exit code is the worst of theirs."""
+    """Start the workers, relay their lines, forward Ctrl-C to them, wait.
+
+    Each worker writes to ``log_dir/worker-<label>.log``, and this process
+    relays its new lines; on a terminal the last lines show the sweep's
+    progress (from `sweep_info`, with `total` runs expected) and one line per
+    worker. The exit code is the worst of theirs.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[Any]] = []
+    tails: dict[str, OutputTail] = {}
+    last_lines: dict[str, str] = {}
     interrupted = []
 
     def forward(signum: int, frame: Any) -> None:
@@ -156,28 +264,54 @@ def run_workers(
             if process.poll() is None:
                 process.send_signal(signum)
 
+    def relay(ended: bool = False) -> None:
+        for label, tail in tails.items():
+            lines = tail.rest() if ended else tail.lines()
+            if lines:
+                last_lines[label] = lines[-1].removeprefix(f"sweepkit: [{label}] ")
+                LiveLines.echo(lines)
+
+    def progress() -> list[str]:
+        if sweep_info is None:  # a W&B sweep: each worker's last line
+            return [f"  {label}: {last_lines.get(label, 'starting')}" for label in tails]
+        info = sweep_info()
+        return [sweep_line(info, total), *(worker_line(info, label) for label in tails)]
+
+    def wait_a_little(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            relay()
+            time.sleep(0.2)
+
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     note(
-        f"starting {len(workers)} workers: {', '.join(w.label for w in workers)}; run logs in {log_dir}"
+        f"starting {len(workers)} workers: {', '.join(w.label for w in workers)}; logs in {log_dir}"
     )
-    for i, worker in enumerate(workers):
-        if i and stagger_s:
-            time.sleep(stagger_s)  # parallel W&B agents asking at once get the same suggestion
-        if interrupted:
-            break  # Ctrl-C while starting: start no more
-        argv = worker_argv(
-            worker,
-            sweep_id,
-            function=function,
-            store=store,
-            log_dir=log_dir,
-            agent_flags=agent_flags,
-        )
-        # A session of its own: the terminal's Ctrl-C reaches only us, and we forward it.
-        processes.append(
-            subprocess.Popen(argv, env=worker_env(worker, os.environ), start_new_session=True)
-        )
+    with LiveLines() as live:
+        for i, worker in enumerate(workers):
+            if i and stagger_s:
+                wait_a_little(stagger_s)  # parallel W&B agents asking at once get one suggestion
+            if interrupted:
+                break  # Ctrl-C while starting: start no more
+            argv = worker_argv(
+                worker, sweep_id, function=function, store=store, log_dir=log_dir,
+                agent_flags=agent_flags,
+            )  # fmt: skip
+            output = log_dir / f"worker-{worker.label.replace(' ', '-')}.log"
+            with output.open("ab") as file:  # the worker keeps its own copy of the descriptor
+                # A session of its own: the terminal's Ctrl-C reaches only us, and we forward it.
+                process = subprocess.Popen(
+                    argv, env=worker_env(worker, os.environ), start_new_session=True,
+                    stdout=file, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            processes.append(process)
+            tails[worker.label] = OutputTail(output)
+        while any(process.poll() is None for process in processes):
+            if live.enabled:
+                live.update(progress())
+            wait_a_little(PROGRESS_EVERY_S)
+    relay(ended=True)
     codes = [process.wait() for process in processes]
     return 130 if 130 in codes else max(codes, default=0)
 

@@ -62,7 +62,7 @@ def render(info: SweepInfo, ranked: list[RunRecord], details: dict[str, RunDetai
         _section("Best run: confusion matrix", _confusion(best_details)),
         _section("Best run: misclassified test images", _mistakes(best_details)),
     ]
-    title = html.escape(f"sweep {info.id}")
+    title = html.escape(f"sweep {info.label}")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{CSS}</style></head><body><h1>{title}</h1>{''.join(sections)}</body></html>"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import wandb
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +41,11 @@ def wandb_offline(
     yield root
     # wandb reads its environment once per process: forget it so the next test's folders apply.
     wandb.teardown()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory for commands; agents there import tests.sweep_functions."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    return tmp_path

@@ -38,3 +38,10 @@ def hangs() -> None:
     with wandb.init():
         while True:
             time.sleep(1)
+
+
+def prints() -> None:
+    """A run that prints, as training scripts do."""
+    with wandb.init() as run:
+        print(f"hello from x={run.config['x']}")
+        run.log({"loss": 1.0})

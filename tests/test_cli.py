@@ -12,11 +12,17 @@ import pytest
 from tests.wandb_disk import run_summary
 
 
-def sweepkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def sweepkit(
+    *args: str, cwd: Path | None = None, columns: int | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script; `columns` widens rich's tables (80 when output is not a terminal)."""
     exe = shutil.which("sweepkit")
     assert exe, "the sweepkit console script is not installed (pip install -e .)"
+    env = os.environ.copy()
+    if columns:
+        env["COLUMNS"] = str(columns)
     return subprocess.run(
-        [exe, *args], capture_output=True, text=True, cwd=cwd, env=os.environ.copy()
+        [exe, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
     )
 
 
@@ -69,3 +75,19 @@ def test_debug_shows_the_traceback():
 def test_unknown_flag_is_a_usage_error():
     result = sweepkit("train", "--epochs", "3")
     assert result.returncode == 2 and "No such option" in result.stderr
+
+
+def test_version_names_what_a_bug_report_needs():
+    result = sweepkit("--version")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "sweepkit", "python", "wandb", "sweeps", "numpy", "torch",
+    ]  # fmt: skip
+    import importlib.metadata
+
+    for package in ("wandb", "sweeps", "numpy", "torch"):
+        (line,) = [line for line in lines if line.startswith(package + " ")]
+        assert line.split()[1].startswith(importlib.metadata.version(package))  # torch: +cu130
+    torch_line = lines[-1]
+    assert "CPU build" in torch_line or "CUDA" in torch_line  # and which GPUs it sees

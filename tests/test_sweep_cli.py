@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -21,13 +22,6 @@ parameters:
   x: {values: [0.0, 1.0, 2.0, 3.0]}
   y: {values: [a, b, c]}
 """
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", str(REPO))  # agents import tests.sweep_functions
-    return tmp_path
 
 
 def write(path: Path, text: str) -> Path:
@@ -178,7 +172,13 @@ def store_digest(workdir: Path) -> str | None:
             "not a callable",
         ),
         (["status", "local-nosuchid"], "unknown sweep local-nosuchid"),
+        (["status", "{existing}", "--run", "nosuch"], "has no run 'nosuch'"),
         (["run", "{violation}"], "metric.goal"),
+        # `run` checks everything before it creates the sweep: nothing is left behind.
+        (["run", "{no_program}"], "program 'nosuch.py' does not exist"),
+        (["run", "{good}", "--function", "nosuchmodule:main"], "cannot import nosuchmodule"),
+        (["run", "{good}", "--per-gpu", "2"], "--per-gpu needs --gpus"),
+        (["run", "{good}", "--gpus", "0", "--workers", "2"], "cannot be combined"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_and_leaves_the_store_unchanged(workdir, args, message):
@@ -188,11 +188,16 @@ def test_bad_input_is_one_line_nonzero_and_leaves_the_store_unchanged(workdir, a
         workdir / "violation.yaml",
         "method: grid\nmetric: {name: a, goal: up}\nparameters:\n  x: {values: [1]}\n",
     )
+    write(
+        workdir / "no_program.yaml",
+        "program: nosuch.py\nmethod: grid\nparameters:\n  x: {values: [1]}\n",
+    )
     existing = sweepkit("create", str(good), cwd=workdir).stdout.strip()
     before = store_digest(workdir)
     names = {
         "malformed": "malformed.yaml",
         "violation": "violation.yaml",
+        "no_program": "no_program.yaml",
         "good": "good.yaml",
         "existing": existing,
     }
@@ -289,3 +294,29 @@ def test_a_program_that_does_not_exist_is_one_line(workdir):
     )
     one_line_error(sweepkit("agent", sweep_id, cwd=workdir), "program 'nosuch.py' does not exist")
     assert status(workdir, sweep_id)["runs"] == []  # nothing claimed
+
+
+def test_a_function_beside_the_users_files_imports_as_under_python_m(workdir):
+    write(
+        workdir / "train_wine.py",
+        "import wandb\n\ndef train():\n    with wandb.init() as run:\n"
+        "        run.log({'loss': run.config['x']})\n",
+    )
+    sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1.0, 2.0]}\n")
+    result = sweepkit("agent", sweep_id, "--function", "train_wine:train", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert status(workdir, sweep_id)["counts"] == {"finished": 2}
+
+
+def test_a_wandb_server_out_of_reach_is_said_at_once(workdir, monkeypatch):
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: connections are refused
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    sweep = write(workdir / "s.yaml", "method: grid\nparameters:\n  x: {values: [1]}\n")
+    # wandb itself retries such a server for minutes; the timeout turns that into a failure.
+    result = sweepkit("create", str(sweep), "--backend", "wandb", cwd=workdir, timeout=120)
+    one_line_error(result, f"cannot reach the W&B server http://127.0.0.1:{port}")
+    assert "--backend local" in result.stderr and "retrying" not in result.stderr
+    assert store_digest(workdir) is None

@@ -48,6 +48,17 @@ class RunRecord:
     metric: float | None  # the sweep metric's final value, None if not logged
     runtime: float | None  # seconds
     location: str | None = None  # the run folder (local) or the run's URL (W&B)
+    name: str | None = None  # the run's readable name (wandb's run.name)
+    error: str | None = None  # why it failed, crashed or was stopped (a traceback, an exit code)
+    log_file: str | None = None  # where the agent sent its output
+    agent: str | None = None  # the label of the agent that ran it (a worker: "w0 gpu0")
+    host: str | None = None  # the machine it ran on
+
+    @property
+    def error_line(self) -> str:
+        """The last line of the error: for a traceback, the exception itself."""
+        lines = (self.error or "").strip().splitlines()
+        return lines[-1] if lines else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +70,12 @@ class SweepInfo:
     config: dict[str, Any]
     state: str
     runs: list[RunRecord]
+    name: str | None = None  # the sweep's name (--name, or the YAML's `name:`)
+
+    @property
+    def label(self) -> str:
+        """``name (id)``, or the id of a sweep with no name."""
+        return f"{self.name} ({self.id})" if self.name else self.id
 
     @property
     def metric_name(self) -> str | None:

@@ -41,8 +41,8 @@ class LocalBackend(Backend):
         entity: str | None = None,
         name: str | None = None,
     ) -> str:
-        # entity means nothing offline; `sweepkit sync` names one when uploading.
-        return self.store.create_sweep(config, name=name, project=project)
+        # As `wandb sweep`: --project/--entity (or WANDB_PROJECT/WANDB_ENTITY), else the YAML's.
+        return self.store.create_sweep(config, name=name, project=project, entity=entity)
 
     def agent(
         self,
@@ -62,7 +62,10 @@ class LocalBackend(Backend):
                 else "create a new sweep"
             )
             raise SweepkitError(f"sweep {sweep_id} is {state}: it hands out no more runs ({hint})")
-        return run_agent(self.store, sweep_id, function=function, count=count, options=options)
+        return run_agent(
+            self.store, sweep_id, function=function, count=count, options=options,
+            sweep_info=lambda: self.sweep(sweep_id),
+        )  # fmt: skip
 
     def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
         from sweepkit.runlog import logged_table, read_run_log
@@ -97,10 +100,21 @@ class LocalBackend(Backend):
                 metric=r["summary"].get(metric) if metric else None,
                 runtime=(r["ended_at"] or r["heartbeat_at"]) - r["created_at"],
                 location=r["run_dir"],
+                name=r["name"],
+                error=r["error"],
+                log_file=r["log_file"],
+                agent=r["agent"],
+                host=r["host"],
             )
             for r in self.store.run_rows(sweep_id)
         ]
-        return SweepInfo(sweep_id, self.name, row["config"], row["state"], runs)
+        return SweepInfo(sweep_id, self.name, row["config"], row["state"], runs, name=row["name"])
+
+    def sweeps(self) -> list[SweepInfo]:
+        """Every sweep in the store, oldest first (`sweepkit status` with no id)."""
+        if not self.store_path.exists():
+            return []
+        return [self.sweep(row["id"]) for row in self.store.sweep_rows()]
 
     def _existing(self, sweep_id: str) -> dict[str, Any]:
         if not self.store_path.exists():

@@ -9,21 +9,20 @@ grid point and `run_cap` holds exactly, whatever the number of processes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import re
 import secrets
+import socket
 import sqlite3
 import string
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import sweeps
-
+from sweepkit import engine
 from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
 from sweepkit.errors import SweepkitError
 
@@ -42,6 +41,7 @@ CREATE TABLE IF NOT EXISTS sweeps (
     id          TEXT PRIMARY KEY,
     name        TEXT,
     project     TEXT,
+    entity      TEXT,
     config      TEXT NOT NULL,          -- the sweep YAML as JSON
     state       TEXT NOT NULL,          -- running, paused, stopped, canceled, finished
     created_at  REAL NOT NULL,
@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS sweeps (
 CREATE TABLE IF NOT EXISTS runs (
     sweep_id     TEXT NOT NULL REFERENCES sweeps(id),
     id           TEXT NOT NULL,         -- the wandb run id
+    name         TEXT,                  -- its readable name (wandb's run.name), e.g. quick-grid-3
+    log_file     TEXT,                  -- where the agent sent the run's output
+    agent        TEXT,                  -- the label of the agent that ran it (a worker: w0 gpu0)
+    host         TEXT,                  -- the machine it ran on
     state        TEXT NOT NULL,         -- running, finished, failed, crashed, killed, stopped
     config       TEXT NOT NULL,         -- {"name": {"value": v}}, as the engine suggested it
     search_info  TEXT,                  -- what the engine attached to the suggestion
@@ -75,11 +79,26 @@ _ADDED_COLUMNS = [
     ("runs", "retry_of", "TEXT"),
     ("runs", "synced_at", "REAL"),
     ("sweeps", "wandb_sweep", "TEXT"),
+    ("sweeps", "entity", "TEXT"),
+    ("runs", "name", "TEXT"),
+    ("runs", "log_file", "TEXT"),
+    ("runs", "agent", "TEXT"),
+    ("runs", "host", "TEXT"),
 ]
 
 
 class StoreError(SweepkitError):
     """The store file cannot be opened or is not a sweepkit store."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimedRun:
+    """A run handed to an agent."""
+
+    id: str  # the wandb run id
+    display_name: str  # its readable name, as W&B's agent gives one: <sweep name>-<n>
+    config: dict[str, Any]  # {"name": {"value": v}}, as the engine suggested it
+    log_file: str | None  # where its output goes, if the agent asked for a file
 
 
 def default_store_path() -> Path:
@@ -140,31 +159,46 @@ class Store:
     # Sweeps ---------------------------------------------------------------
 
     def create_sweep(
-        self, config: dict[str, Any], *, name: str | None = None, project: str | None = None
+        self,
+        config: dict[str, Any],
+        *,
+        name: str | None = None,
+        project: str | None = None,
+        entity: str | None = None,
     ) -> str:
+        """Register a validated config; `name`, `project` and `entity` default to the config's."""
         sweep_id = LOCAL_PREFIX + new_id()
         now = time.time()
         with self._write() as db:
             db.execute(
-                "INSERT INTO sweeps (id, name, project, config, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                (sweep_id, name or config.get("name"), project, json.dumps(config), now, now),
-            )
+                "INSERT INTO sweeps (id, name, project, entity, config, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+                (
+                    sweep_id, name or config.get("name"), project or config.get("project"),
+                    entity or config.get("entity"), json.dumps(config), now, now,
+                ),
+            )  # fmt: skip
         return sweep_id
+
+    _SWEEP_COLUMNS = ("id", "name", "project", "entity", "config", "state", "created_at")
 
     def sweep_row(self, sweep_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
-            "SELECT id, name, project, config, state FROM sweeps WHERE id = ?", (sweep_id,)
+            f"SELECT {', '.join(self._SWEEP_COLUMNS)} FROM sweeps WHERE id = ?", (sweep_id,)
         ).fetchone()
-        if row is None:
-            return None
-        return {
-            "id": row[0],
-            "name": row[1],
-            "project": row[2],
-            "config": json.loads(row[3]),
-            "state": row[4],
-        }
+        return None if row is None else self._sweep_record(row)
+
+    def sweep_rows(self) -> list[dict[str, Any]]:
+        """Every sweep in the store, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {', '.join(self._SWEEP_COLUMNS)} FROM sweeps ORDER BY created_at"
+        ).fetchall()
+        return [self._sweep_record(row) for row in rows]
+
+    def _sweep_record(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        record = dict(zip(self._SWEEP_COLUMNS, row, strict=True))
+        record["config"] = json.loads(record["config"])
+        return record
 
     def change_sweep_state(self, sweep_id: str, command: str) -> str:
         """Apply stop|cancel|pause|resume; return the new state.
@@ -190,19 +224,27 @@ class Store:
     # Runs -----------------------------------------------------------------
 
     def claim_run(
-        self, sweep_id: str, *, crash_grace_s: float = CRASH_GRACE_S, max_retries: int = MAX_RETRIES
-    ) -> sweeps.SweepRun | None:
+        self,
+        sweep_id: str,
+        *,
+        crash_grace_s: float = CRASH_GRACE_S,
+        max_retries: int = MAX_RETRIES,
+        log_dir: str | Path | None = None,
+        agent: str = "",
+    ) -> ClaimedRun | None:
         """Reserve the sweep's next run, or None when it hands out none now (see `sweep_state`).
 
         In one transaction: runs whose heartbeat stopped are marked crashed; a
         crashed run's exact config is offered again (up to `max_retries`
         times) before anything new; otherwise the engine suggests the next
         config, and a sweep with nothing left (and nothing running that could
-        still crash) is marked finished.
+        still crash) is marked finished. With `log_dir`, the run's output is
+        to go to ``log_dir/<run id>.log``, and the store remembers it, with the
+        claiming agent's label and this machine's name.
         """
         with self._write() as db:
             row = db.execute(
-                "SELECT config, state FROM sweeps WHERE id = ?", (sweep_id,)
+                "SELECT config, state, name FROM sweeps WHERE id = ?", (sweep_id,)
             ).fetchone()
             if row is None or row[1] != "running":
                 return None
@@ -224,15 +266,19 @@ class Store:
                 (sweep_id, max_retries),
             ).fetchone()
             if retry is not None:
-                suggestion = sweeps.SweepRun(name=new_id(), config=json.loads(retry[1]))
+                suggestion = engine.SweepRun(name=new_id(), config=json.loads(retry[1]))
                 attempt, retry_of = retry[2] + 1, retry[0]
             else:
                 config = json.loads(row[0])
                 suggestion = None
                 if not self._sweep_is_done(db, sweep_id, config):
                     # Random search draws independently of past runs: the engine needs none of them.
-                    runs = [] if config["method"] == "random" else self._engine_runs(db, sweep_id)
-                    suggestion = _next(config, runs)
+                    runs = (
+                        []
+                        if config["method"] == "random"
+                        else self._engine_runs(db, sweep_id, config)
+                    )
+                    suggestion = engine.next_run(config, runs)
                 if suggestion is None:
                     if not self._has_running(db, sweep_id):
                         db.execute(
@@ -245,15 +291,26 @@ class Store:
                 suggestion.config = _plain(suggestion.config)
                 suggestion.search_info = _plain(suggestion.search_info)
                 attempt, retry_of = 1, None
+            (ordinal,) = db.execute(
+                "SELECT count(*) + 1 FROM runs WHERE sweep_id = ?", (sweep_id,)
+            ).fetchone()
+            claimed = ClaimedRun(
+                id=suggestion.name,
+                display_name=f"{_slug(row[2] or sweep_id)}-{ordinal}",
+                config=suggestion.config,
+                log_file=str(Path(log_dir) / f"{suggestion.name}.log") if log_dir else None,
+            )
             db.execute(
-                "INSERT INTO runs (sweep_id, id, state, config, search_info, created_at, heartbeat_at,"
-                " attempt, retry_of) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (sweep_id, id, name, log_file, agent, host, state, config,"
+                " search_info, created_at, heartbeat_at, attempt, retry_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (
-                    sweep_id, suggestion.name, json.dumps(suggestion.config),
+                    sweep_id, claimed.id, claimed.display_name, claimed.log_file, agent,
+                    socket.gethostname(), json.dumps(claimed.config),
                     json.dumps(suggestion.search_info), now, now, attempt, retry_of,
                 ),
             )  # fmt: skip
-            return suggestion
+            return claimed
 
     @staticmethod
     def _has_running(db: sqlite3.Connection, sweep_id: str) -> bool:
@@ -263,20 +320,24 @@ class Store:
         ).fetchone()
         return running is not None
 
-    def _engine_runs(self, db: sqlite3.Connection, sweep_id: str) -> list[sweeps.SweepRun]:
+    def _engine_runs(
+        self, db: sqlite3.Connection, sweep_id: str, config: dict[str, Any]
+    ) -> list[engine.SweepRun]:
         """The sweep's runs as the engine reads them (configs, metric history, summaries)."""
         rows = db.execute(
             "SELECT id, state, config, history, summary FROM runs WHERE sweep_id = ? ORDER BY created_at",
             (sweep_id,),
         ).fetchall()
+        names = engine.parameter_names(config)
         return [
-            sweeps.SweepRun(
-                name=r[0],
+            engine.sweep_run(
+                r[0],
                 # The engine knows no "stopped": a stopped run ended early, as killed ones do.
                 state="killed" if r[1] == "stopped" else r[1],
                 config=json.loads(r[2]),
                 history=json.loads(r[3]),
-                summary_metrics=json.loads(r[4]),
+                summary=json.loads(r[4]),
+                parameter_names=names,
             )
             for r in rows
         ]
@@ -383,14 +444,17 @@ class Store:
         row = self.sweep_row(sweep_id)
         if row is None or "early_terminate" not in row["config"] or "metric" not in row["config"]:
             return set()
-        runs = self._engine_runs(self._db, sweep_id)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return {r.name for r in sweeps.stop_runs(row["config"], runs) if r.state == "running"}
+        runs = self._engine_runs(self._db, sweep_id, row["config"])
+        return {r.name for r in engine.stop_runs(row["config"], runs) if r.state == "running"}
 
     def run_rows(self, sweep_id: str) -> list[dict[str, Any]]:
         cols = (
             "id",
+            "name",
+            "log_file",
+            "agent",
+            "host",
+            "attempt",
             "state",
             "config",
             "summary",
@@ -413,10 +477,9 @@ class Store:
         return out
 
 
-def _next(config: dict[str, Any], runs: list[sweeps.SweepRun]) -> sweeps.SweepRun | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return sweeps.next_run(config, runs)
+def _slug(name: str) -> str:
+    """A sweep name fit for a run name: ``My sweep!`` -> ``my-sweep``."""
+    return re.sub(r"[^a-z0-9._]+", "-", name.lower()).strip("-") or "sweep"
 
 
 def _plain(value: Any) -> Any:

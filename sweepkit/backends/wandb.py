@@ -21,7 +21,7 @@ from sweepkit.backends.base import (
     SweepInfo,
     UnknownSweepError,
 )
-from sweepkit.credentials import wandb_credentials_configured
+from sweepkit.credentials import server_url, unreachable_reason, wandb_credentials_configured
 from sweepkit.errors import ConfigError, SweepkitError
 from sweepkit.log import note
 
@@ -183,10 +183,14 @@ class WandbBackend(Backend):
                 metric=_number(run.summary.get(metric)) if metric else None,
                 runtime=_number(run.summary.get("_runtime")),
                 location=run.url,
+                name=run.name,
             )
             for run in remote.runs
         ]
-        return SweepInfo(sweep_id, self.name, dict(remote.config), str(remote.state).lower(), runs)
+        config = dict(remote.config)
+        return SweepInfo(
+            sweep_id, self.name, config, str(remote.state).lower(), runs, name=config.get("name")
+        )
 
 
 RETRY_DELAYS_S = (
@@ -198,10 +202,14 @@ RETRY_DELAYS_S = (
 
 
 def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call W&B, retrying with back-off on network errors and rate limits, then fail in one line."""
+    """Call W&B, retrying with back-off on network errors and rate limits, then fail in one line.
+
+    A server with no network path to it fails at once (wandb would retry it for minutes).
+    """
     import requests
     import wandb
 
+    _check_reachable(what)
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
             return fn(*args, **kwargs)
@@ -214,6 +222,22 @@ def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             note(f"W&B did not answer while {what} ({exc}); retrying in {delay:g} s")
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+_reached: set[str] = set()  # servers a connection opened to, in this process
+
+
+def _check_reachable(what: str) -> None:
+    url = server_url()
+    if url in _reached:
+        return
+    reason = unreachable_reason(url)
+    if reason is not None:
+        raise WandbUnavailableError(
+            f"cannot reach the W&B server {url} while {what} ({reason}); check the network "
+            "and WANDB_BASE_URL, or use --backend local to run offline"
+        )
+    _reached.add(url)
 
 
 def _split_path(sweep_id: str) -> tuple[str | None, str | None, str]:

@@ -104,10 +104,11 @@ def fit(cfg: TrainConfig, run: wandb.Run) -> dict[str, float]:
 
     metrics: dict[str, float] = {}
     train_seconds = 0.0
-    with _progress_bar() as progress:
+    on_terminal = sys.stderr.isatty()
+    with _progress_bar(on_terminal) as progress:
         for epoch in range(cfg.epochs):
             bar = progress.add_task(
-                f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan")
+                f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan"), acc="-"
             )
 
             def log_loss(loss: float, step: int, epoch: int = epoch, bar: Any = bar) -> None:
@@ -125,10 +126,20 @@ def fit(cfg: TrainConfig, run: wandb.Run) -> dict[str, float]:
                 log_interval=cfg.log_interval, log_loss=log_loss,
                 advance=lambda step, bar=bar: progress.update(bar, completed=step),
             )  # fmt: skip
-            train_seconds += time.perf_counter() - started  # the last log_loss synced the device
+            epoch_seconds = time.perf_counter() - started  # the last log_loss synced the device
+            train_seconds += epoch_seconds
 
             evaluation = loop.evaluate(model, test_x, test_y, placement=place)
             metrics.update(acc=evaluation.accuracy, test_loss=evaluation.loss, epoch=epoch + 1)
+            progress.update(bar, acc=f"{evaluation.accuracy:.2f}%")
+            if not on_terminal:  # logs and wandb's console capture: one plain line per epoch
+                print(
+                    f"epoch {epoch + 1}/{cfg.epochs}  loss {metrics['loss']:.4f}  "
+                    f"acc {evaluation.accuracy:.2f}%  test_loss {evaluation.loss:.4f}  "
+                    f"(trained in {epoch_seconds:.1f} s, {len(train_y) / epoch_seconds:,.0f} img/s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "acc": evaluation.accuracy,
@@ -166,14 +177,15 @@ def _cap(
     return (images[:limit], labels[:limit]) if limit else (images, labels)
 
 
-def _progress_bar() -> Progress:
-    """One bar per epoch on a terminal; nothing at all when stderr is a file or a pipe."""
+def _progress_bar(on_terminal: bool) -> Progress:
+    """One bar per epoch on a terminal (loss as it trains, acc once tested); off elsewhere,
+    where `fit` prints one line per epoch instead."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]}"),
         TimeRemainingColumn(),
-        disable=not sys.stderr.isatty(),
+        disable=not on_terminal,
         transient=False,
     )

@@ -7,6 +7,7 @@ called with, and keeps sweeps and runs in memory the way the server would.
 from __future__ import annotations
 
 import dataclasses
+import socket
 from typing import Any
 
 import wandb
@@ -18,6 +19,10 @@ class FakeRun:
     state: str
     config: dict[str, Any]
     summary: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"fake-sweep-{self.id.removeprefix('run')}"  # the server's readable run name
 
     @property
     def url(self) -> str:
@@ -46,6 +51,10 @@ class FakeWandbServer:
         self.calls: list[tuple[str, tuple, dict]] = []
         self.prior_runs: list[list[str]] = []
         monkeypatch.setenv("WANDB_API_KEY", "fake-key-for-tests-0123456789012345678901")
+        # A port that accepts connections stands for the server's address: sweepkit checks
+        # that a connection opens before it calls wandb.
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{self._listener.getsockname()[1]}")
         monkeypatch.setattr(wandb, "sweep", self.sweep)
         monkeypatch.setattr(wandb, "agent", self.agent)
         monkeypatch.setattr(wandb, "Api", lambda *a, **k: _ApiView(self))
