@@ -14,6 +14,7 @@ once it has ended: the user's code needs no sweepkit API.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import multiprocessing
@@ -36,10 +37,10 @@ from sweepkit import program
 from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult, SweepInfo
 from sweepkit.backends.store import ClaimedRun, Store
 from sweepkit.errors import ConfigError
+from sweepkit.follow import RunFollower
 from sweepkit.launch import run_log_dir
 from sweepkit.log import note
 from sweepkit.progress import LiveLines, OutputTail, sweep_line, sweep_total
-from sweepkit.runlog import RunLog, find_run_file, read_run_log
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 HEARTBEAT_S = 2.0
@@ -155,9 +156,14 @@ def _run_function_child(ref: str, env: dict[str, str], error_file: str, log_file
     signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         resolve_function(ref)()
+        if wandb.run is not None:  # as W&B's function agent: finish the run the function left open
+            wandb.finish()
     except BaseException:
         Path(error_file).write_text(traceback.format_exc())
         sys.stderr.write(traceback.format_exc())
+        if wandb.run is not None:  # its exit record tells the agent the run is over
+            with contextlib.suppress(Exception):
+                wandb.finish(exit_code=1)
         sys.exit(1)
 
 
@@ -403,59 +409,59 @@ def _perform(
         run.config, run_environment(sweep, run, wandb_dir, param_path), scratch, log_file
     )
     screen.refresh()
-    watch = _RunWatch(
-        store, sweep_id, run.id, wandb_dir, metric, interrupts, options.run_timeout_s, screen
-    )
+    goal = (sweep["config"].get("metric") or {}).get("goal", "minimize")
+    follower = RunFollower(wandb_dir, run.id, metric, goal)
+    watch = _RunWatch(store, sweep_id, run.id, follower, interrupts, options.run_timeout_s, screen)
     state, error = watch.wait(process)
+    follower.finish()
     screen.pump(ended=True)
 
-    run_file = find_run_file(wandb_dir, run.id)
-    log = read_run_log(run_file) if run_file else RunLog([], {}, None)
     error_file = scratch / "error.txt"
     if error is None and error_file.exists():
         error = error_file.read_text()
     if state == "finished" and process.poll() != 0:
         state, error = "failed", error or f"exited with code {process.poll()}"
+    progress = follower.metrics.progress()
     recorded = store.finish_run(
         sweep_id,
         run.id,
         state=state,
-        history=log.metric_history(metric) if metric else [],
-        summary=log.summary,
-        run_dir=str(run_file.parent) if run_file else None,
+        progress=progress if metric else None,
+        summary=follower.metrics.summary(),
+        run_dir=str(follower.run_file.parent) if follower.run_file else None,
         error=error,
     )
     if not recorded:
         note(
             f"{prefix}run {run.id} was marked crashed meanwhile (no heartbeat); its result stays in its folder"
         )
-    value = log.summary.get(metric) if metric else None
+    value = progress.value
     note(f"{prefix}run {run.id} {state}" + (f": {metric}={value:g}" if value is not None else ""))
     screen.refresh()
     return state, error
 
 
 class _RunWatch:
-    """Waits for one run: heartbeats, early termination, cancel, timeout, Ctrl-C twice."""
+    """Waits for one run: follows its log, heartbeats, early termination, cancel, timeout,
+    Ctrl-C twice.
+
+    Every 0.1 s it reads what the run added to its log (a bounded amount), so
+    a beat never waits on a long read: beats go out every HEARTBEAT_S however
+    much the run logs, each with only the metric's new points.
+    """
 
     def __init__(
         self,
         store: Store,
         sweep_id: str,
         run_id: str,
-        wandb_dir: Path,
-        metric: str | None,
+        follower: RunFollower,
         interrupts: _Interrupts,
         timeout_s: float | None,
         screen: _Screen,
     ) -> None:
         self.store, self.sweep_id, self.run_id = store, sweep_id, run_id
-        self.wandb_dir, self.metric, self.interrupts, self.timeout_s = (
-            wandb_dir,
-            metric,
-            interrupts,
-            timeout_s,
-        )
+        self.follower, self.interrupts, self.timeout_s = follower, interrupts, timeout_s
         self.screen = screen
 
     def wait(self, process: RunProcess) -> tuple[str, str | None]:
@@ -465,8 +471,20 @@ class _RunWatch:
         ended_at = 0.0
         next_beat = started + HEARTBEAT_S
         while process.wait_for(0.1) is None:  # returns as soon as the run ends
+            self.follower.poll()
             self.screen.pump()
             now = time.monotonic()
+            if now >= next_beat:  # also while a stopped run winds down: it is still alive
+                next_beat = now + HEARTBEAT_S
+                verdict = self._beat()
+                self.screen.refresh()
+                if ending is None:
+                    ending = verdict
+                    if ending is not None:
+                        note(f"run {self.run_id}: {ending[1]}")
+                        ended_at = now
+                        process.terminate()
+                        continue
             if ending is not None:
                 if now - ended_at > STOP_GRACE_S:
                     process.kill()
@@ -475,10 +493,6 @@ class _RunWatch:
                 ending = ("killed", "stopped by Ctrl-C")
             elif self.timeout_s is not None and now - started > self.timeout_s:
                 ending = ("failed", f"timed out after {self.timeout_s:g} s (--run-timeout)")
-            elif now >= next_beat:
-                next_beat = now + HEARTBEAT_S
-                ending = self._beat()
-                self.screen.refresh()
             if ending is not None:
                 note(f"run {self.run_id}: {ending[1]}")
                 ended_at = now
@@ -486,14 +500,11 @@ class _RunWatch:
         return ending or ("finished", None)
 
     def _beat(self) -> tuple[str, str | None] | None:
-        """Heartbeat with the metric so far; say whether the sweep wants the run ended."""
-        run_file = find_run_file(self.wandb_dir, self.run_id)
-        history = (
-            read_run_log(run_file).metric_history(self.metric)
-            if (run_file and self.metric)
-            else None
+        """Heartbeat with the metric's news; say whether the sweep wants the run ended."""
+        metrics = self.follower.metrics
+        self.store.heartbeat(
+            self.sweep_id, self.run_id, metrics.progress() if metrics.metric else None
         )
-        self.store.heartbeat(self.sweep_id, self.run_id, history)
         if self.store.sweep_state(self.sweep_id) == "canceled":
             return ("killed", "the sweep was canceled")
         if self.run_id in self.store.runs_to_stop(self.sweep_id):

@@ -45,3 +45,30 @@ def prints() -> None:
     with wandb.init() as run:
         print(f"hello from x={run.config['x']}")
         run.log({"loss": 1.0})
+
+
+def summary_only() -> None:
+    """A metric set only in the run's summary, never logged."""
+    with wandb.init() as run:
+        run.summary["score"] = 2 * float(run.config["x"])
+
+
+def best_of_epochs() -> None:
+    """val_acc 0.5, 0.9, 0.1 with define_metric(summary="max"): the run's val_acc is 0.9."""
+    with wandb.init() as run:
+        run.define_metric("val_acc", summary="max")
+        for value in (0.5, 0.9, 0.1):
+            run.log({"val_acc": value})
+
+
+def never_finishes() -> None:
+    """The tutorial shape: wandb.init, log, return (wandb.finish is the agent's job)."""
+    run = wandb.init()
+    run.log({"loss": float(run.config["x"])})
+
+
+def many_steps() -> None:
+    """Logs `loss` every step for `steps` steps, as a long fine-tune does."""
+    with wandb.init() as run:
+        for step in range(int(run.config["steps"])):
+            run.log({"loss": 1.0 / (step + 1)})

@@ -12,6 +12,7 @@ import pytest
 from sweepkit import engine
 from sweepkit.backends.store import Store
 from sweepkit.config import violations
+from tests.logged import logged
 
 HYPERBAND = {
     "method": "grid",
@@ -56,13 +57,17 @@ def test_the_store_hands_the_engine_each_runs_metric(tmp_path, monkeypatch):
         run = store.claim_run(sweep_id)
         names.append(run.id)
         store.finish_run(
-            sweep_id, run.id, state="finished", history=[{"loss": 1.0}, {"loss": loss}],
+            sweep_id, run.id, state="finished", progress=logged([1.0, 0.5, loss]),
             summary={"loss": loss}, run_dir=None,
         )  # fmt: skip
     store.claim_run(sweep_id)
-    assert seen[-1] == [
-        (names[0], [1.0, 0.75], {"loss": 0.75}),
-        (names[1], [1.0, 0.25], {"loss": 0.25}),
+    # What the engine reads of a run: the extremes of history and summary, the last point.
+    assert [
+        (name, min(history), max(history), history[-1], summary)
+        for name, history, summary in seen[-1]
+    ] == [
+        (names[0], 0.5, 1.0, 0.75, {"loss": 0.75}),
+        (names[1], 0.25, 1.0, 0.25, {"loss": 0.25}),
     ]
 
 
@@ -74,14 +79,15 @@ def test_hyperband_stops_a_lagging_run_on_either_release(tmp_path):
         store.claim_run(sweep_id).id,
         store.claim_run(sweep_id).id,
     )
-    improving = [{"loss": v} for v in (10, 5, 4, 3, 2, 1)]
+    improving = [10, 5, 4, 3, 2, 1]
     for name in done:
         store.finish_run(
-            sweep_id, name, state="finished", history=improving, summary={"loss": 1}, run_dir=None
-        )
+            sweep_id, name, state="finished", progress=logged(improving), summary={"loss": 1},
+            run_dir=None,
+        )  # fmt: skip
     # Three logged values: past the first band (2) on 0.3, and on 0.2, which checks one value late.
-    store.heartbeat(sweep_id, lagging, [{"loss": 10}] * 3)
-    store.heartbeat(sweep_id, leading, improving[:3])
+    store.heartbeat(sweep_id, lagging, logged([10, 10, 10]))
+    store.heartbeat(sweep_id, leading, logged(improving[:3]))
     assert store.runs_to_stop(sweep_id) == {lagging}
 
 
@@ -93,7 +99,9 @@ def test_a_nested_grid_ends_with_every_point_once(tmp_path):
     points = []
     while (run := store.claim_run(sweep_id)) is not None and len(points) <= 12:
         points.append(tuple(sorted(run.config["opt"]["value"].items())))
-        store.finish_run(sweep_id, run.id, state="finished", history=[], summary={}, run_dir=None)
+        store.finish_run(
+            sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=None
+        )
     expected = {(("lr", lr), ("momentum", m)) for lr, m in itertools.product([1, 2, 3, 4], "abc")}
     assert sorted(points) == sorted(expected)
     assert store.sweep_state(sweep_id) == "finished"

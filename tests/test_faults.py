@@ -71,7 +71,7 @@ CLAIMER = textwrap.dedent(
     from sweepkit.backends.store import Store
     store = Store(sys.argv[1])
     while (run := store.claim_run(sys.argv[2])) is not None:
-        store.finish_run(sys.argv[2], run.id, state="finished", history=[], summary={}, run_dir=None)
+        store.finish_run(sys.argv[2], run.id, state="finished", progress=None, summary={}, run_dir=None)
     """
 )
 
@@ -101,7 +101,9 @@ def test_store_survives_sigkill_in_the_middle_of_claims(tmp_path):
     # A new agent finishes the rest; the run each kill left "running" crashes and is retried.
     store = Store(db)
     while (run := store.claim_run(sweep_id, crash_grace_s=0.0)) is not None:
-        store.finish_run(sweep_id, run.id, state="finished", history=[], summary={}, run_dir=None)
+        store.finish_run(
+            sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=None
+        )
     rows = (
         sqlite3.connect(db)
         .execute("SELECT config, state FROM runs WHERE state = 'finished'")

@@ -97,7 +97,7 @@ class LocalBackend(Backend):
                 id=r["id"],
                 state=r["state"],
                 config={k: v.get("value") for k, v in r["config"].items()},
-                metric=r["summary"].get(metric) if metric else None,
+                metric=r["metric_value"] if metric else None,
                 runtime=(r["ended_at"] or r["heartbeat_at"]) - r["created_at"],
                 location=r["run_dir"],
                 name=r["name"],

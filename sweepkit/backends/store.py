@@ -25,6 +25,7 @@ from typing import Any
 from sweepkit import engine
 from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
 from sweepkit.errors import SweepkitError
+from sweepkit.follow import MetricProgress, RunMetrics
 
 LOCAL_PREFIX = "local-"
 TERMINAL_RUN_STATES = ("finished", "failed", "crashed", "killed", "stopped")
@@ -58,8 +59,13 @@ CREATE TABLE IF NOT EXISTS runs (
     state        TEXT NOT NULL,         -- running, finished, failed, crashed, killed, stopped
     config       TEXT NOT NULL,         -- {"name": {"value": v}}, as the engine suggested it
     search_info  TEXT,                  -- what the engine attached to the suggestion
-    history      TEXT NOT NULL DEFAULT '[]',  -- [{metric: v}, ...]: the sweep metric as logged
-    summary      TEXT NOT NULL DEFAULT '{}',  -- final values of the run's scalars
+    summary      TEXT NOT NULL DEFAULT '{}',  -- the run's summary entry for the sweep metric
+    -- The sweep metric as logged, in what the scheduler needs and no more (see MetricProgress):
+    metric_count INTEGER NOT NULL DEFAULT 0,  -- points logged
+    metric_min   REAL,
+    metric_max   REAL,
+    metric_last  REAL,
+    metric_value REAL,                  -- the run's metric as W&B uses it (its summary)
     run_dir      TEXT,
     error        TEXT,
     created_at   REAL NOT NULL,
@@ -71,7 +77,17 @@ CREATE TABLE IF NOT EXISTS runs (
     PRIMARY KEY (sweep_id, id)
 );
 CREATE INDEX IF NOT EXISTS runs_by_sweep_state ON runs (sweep_id, state);
+-- A run's first KEEP_POINTS metric points, for sweeps with early_terminate: hyperband reads
+-- each run's metric at its bands. Other sweeps keep none: the aggregates above are enough.
+CREATE TABLE IF NOT EXISTS metric_points (
+    sweep_id TEXT NOT NULL,
+    run_id   TEXT NOT NULL,
+    idx      INTEGER NOT NULL,          -- 0-based position among the run's metric points
+    value    REAL NOT NULL,
+    PRIMARY KEY (sweep_id, run_id, idx)
+);
 """
+KEEP_POINTS = 10_000  # per run, for hyperband; past them it sees the run's min, max and last
 # Columns added after the first release of the schema: a store made before them gets them
 # on open (SQLite adds a column without rewriting the table).
 _ADDED_COLUMNS = [
@@ -84,6 +100,11 @@ _ADDED_COLUMNS = [
     ("runs", "log_file", "TEXT"),
     ("runs", "agent", "TEXT"),
     ("runs", "host", "TEXT"),
+    ("runs", "metric_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("runs", "metric_min", "REAL"),
+    ("runs", "metric_max", "REAL"),
+    ("runs", "metric_last", "REAL"),
+    ("runs", "metric_value", "REAL"),
 ]
 
 
@@ -129,6 +150,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE).
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._keeps: dict[str, bool] = {}  # sweep id -> whether it keeps metric points
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -137,10 +159,32 @@ class Store:
             raise StoreError(f"cannot use {self.path} as a sweep store: {exc}") from exc
 
     def _add_missing_columns(self) -> None:
+        added = set()
         for table, column, declaration in _ADDED_COLUMNS:
             present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in present:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                added.add(column)
+        if "metric_value" in added:
+            self._migrate_metric_history()
+
+    def _migrate_metric_history(self) -> None:
+        """A store from before the metric columns kept each run's whole metric history as JSON:
+        fill the columns (and a hyperband sweep's points) from it, once."""
+        with self._write() as db:
+            for sweep_id, config in db.execute("SELECT id, config FROM sweeps").fetchall():
+                metric = json.loads(config).get("metric") or {}
+                if "name" not in metric:
+                    continue
+                keeps = "early_terminate" in json.loads(config)
+                rows = db.execute(
+                    "SELECT id, history, summary FROM runs WHERE sweep_id = ?", (sweep_id,)
+                ).fetchall()
+                for run_id, history, summary in rows:
+                    tracked = RunMetrics(metric["name"], metric.get("goal", "minimize"))
+                    points = [row.get(metric["name"]) for row in json.loads(history)]
+                    progress = tracked.replay(points, json.loads(summary))
+                    self._record_metric(db, sweep_id, run_id, progress, keep_points=keeps)
 
     def close(self) -> None:
         self._db.close()
@@ -321,26 +365,52 @@ class Store:
         return running is not None
 
     def _engine_runs(
-        self, db: sqlite3.Connection, sweep_id: str, config: dict[str, Any]
+        self,
+        db: sqlite3.Connection,
+        sweep_id: str,
+        config: dict[str, Any],
+        *,
+        with_points: bool = False,
     ) -> list[engine.SweepRun]:
-        """The sweep's runs as the engine reads them (configs, metric history, summaries)."""
+        """The sweep's runs as the engine reads them: configs, the metric, its history.
+
+        The engine reads a run's metric as the extremes of its history and its
+        summary (bayes), its last point (bayes' `impute: latest`), and, for
+        hyperband (`with_points`), its points in order. A run's history is
+        handed over as its kept points, if any, followed by its min, max and
+        last: the same answers as its whole history, at a size that does not
+        grow with what it logged.
+        """
+        metric = (config.get("metric") or {}).get("name")
         rows = db.execute(
-            "SELECT id, state, config, history, summary FROM runs WHERE sweep_id = ? ORDER BY created_at",
+            "SELECT id, state, config, metric_count, metric_min, metric_max, metric_last,"
+            " metric_value FROM runs WHERE sweep_id = ? ORDER BY created_at",
             (sweep_id,),
         ).fetchall()
+        points: dict[str, list[float]] = {}
+        if with_points:
+            for run_id, value in db.execute(
+                "SELECT run_id, value FROM metric_points WHERE sweep_id = ? ORDER BY run_id, idx",
+                (sweep_id,),
+            ):
+                points.setdefault(run_id, []).append(value)
         names = engine.parameter_names(config)
-        return [
-            engine.sweep_run(
-                r[0],
-                # The engine knows no "stopped": a stopped run ended early, as killed ones do.
-                state="killed" if r[1] == "stopped" else r[1],
-                config=json.loads(r[2]),
-                history=json.loads(r[3]),
-                summary=json.loads(r[4]),
-                parameter_names=names,
+        runs = []
+        for run_id, state, run_config, count, low, high, last, value in rows:
+            kept = points.get(run_id, [])
+            tail = [v for v in (low, high, last) if v is not None] if count > len(kept) else []
+            runs.append(
+                engine.sweep_run(
+                    run_id,
+                    # The engine knows no "stopped": a stopped run ended early, as killed ones do.
+                    state="killed" if state == "stopped" else state,
+                    config=json.loads(run_config),
+                    history=[{metric: v} for v in (*kept, *tail)] if metric else [],
+                    summary={metric: value} if metric and value is not None else {},
+                    parameter_names=names,
+                )
             )
-            for r in rows
-        ]
+        return runs
 
     @staticmethod
     def _sweep_is_done(db: sqlite3.Connection, sweep_id: str, config: dict[str, Any]) -> bool:
@@ -356,29 +426,59 @@ class Store:
         if metric.get("target") is None:
             return False
         compare = ">=" if metric.get("goal", "minimize") == "maximize" else "<="
-        path = "$." + json.dumps(metric["name"])  # a quoted JSON path: names may hold dots
         reached = db.execute(
-            f"SELECT 1 FROM runs WHERE sweep_id = ? AND json_type(summary, ?) IN ('integer', 'real')"
-            f" AND json_extract(summary, ?) {compare} ? LIMIT 1",
-            (sweep_id, path, path, metric["target"]),
+            f"SELECT 1 FROM runs WHERE sweep_id = ? AND metric_value {compare} ? LIMIT 1",
+            (sweep_id, metric["target"]),
         ).fetchone()
         return reached is not None
 
-    def heartbeat(
-        self, sweep_id: str, run_id: str, history: list[dict[str, Any]] | None = None
-    ) -> None:
-        """Record that a run is alive, and the sweep metric it has logged so far."""
+    def heartbeat(self, sweep_id: str, run_id: str, progress: MetricProgress | None = None) -> None:
+        """Record that a run is alive, and what it has logged of the sweep metric since the last
+        beat (its new points are appended; nothing logged before is written again)."""
         with self._write() as db:
-            if history is None:
-                db.execute(
-                    "UPDATE runs SET heartbeat_at = ? WHERE sweep_id = ? AND id = ?",
-                    (time.time(), sweep_id, run_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE runs SET heartbeat_at = ?, history = ? WHERE sweep_id = ? AND id = ?",
-                    (time.time(), json.dumps(history), sweep_id, run_id),
-                )
+            db.execute(
+                "UPDATE runs SET heartbeat_at = ? WHERE sweep_id = ? AND id = ?",
+                (time.time(), sweep_id, run_id),
+            )
+            if progress is not None:
+                self._record_metric(db, sweep_id, run_id, progress)
+
+    def _record_metric(
+        self,
+        db: sqlite3.Connection,
+        sweep_id: str,
+        run_id: str,
+        progress: MetricProgress,
+        *,
+        keep_points: bool | None = None,
+    ) -> None:
+        db.execute(
+            "UPDATE runs SET metric_count = ?, metric_min = ?, metric_max = ?, metric_last = ?,"
+            " metric_value = ? WHERE sweep_id = ? AND id = ?",
+            (
+                progress.count, progress.minimum, progress.maximum, progress.last,
+                progress.value, sweep_id, run_id,
+            ),
+        )  # fmt: skip
+        if keep_points is None:
+            keep_points = self._keeps_points(db, sweep_id)
+        first = progress.count - len(progress.new_points)  # the index of the first new point
+        if keep_points and first < KEEP_POINTS:
+            db.executemany(
+                "INSERT OR REPLACE INTO metric_points (sweep_id, run_id, idx, value)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (sweep_id, run_id, first + i, value)
+                    for i, value in enumerate(progress.new_points[: KEEP_POINTS - first])
+                ],
+            )
+
+    def _keeps_points(self, db: sqlite3.Connection, sweep_id: str) -> bool:
+        """Whether the sweep stops runs early (hyperband), and so needs their points."""
+        if sweep_id not in self._keeps:
+            (config,) = db.execute("SELECT config FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+            self._keeps[sweep_id] = "early_terminate" in json.loads(config)
+        return self._keeps[sweep_id]
 
     def finish_run(
         self,
@@ -386,30 +486,26 @@ class Store:
         run_id: str,
         *,
         state: str,
-        history: list[dict[str, Any]],
+        progress: MetricProgress | None,
         summary: dict[str, Any],
         run_dir: str | None,
         error: str | None = None,
     ) -> bool:
-        """Record how a run ended; False if it was meanwhile marked crashed (its result then stays in its folder)."""
+        """Record how a run ended, with the rest of its metric (`progress`) and its summary entry
+        for the metric; False if it was meanwhile marked crashed (its result stays in its folder)."""
         if state not in TERMINAL_RUN_STATES:
             raise ValueError(f"not a terminal run state: {state}")
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE runs SET state = ?, history = ?, summary = ?, run_dir = ?, error = ?, ended_at = ?,"
+                "UPDATE runs SET state = ?, summary = ?, run_dir = ?, error = ?, ended_at = ?,"
                 " heartbeat_at = ? WHERE sweep_id = ? AND id = ? AND state = 'running'",
                 (
-                    state,
-                    json.dumps(history),
-                    json.dumps(summary),
-                    run_dir,
-                    error,
-                    time.time(),
-                    time.time(),
-                    sweep_id,
-                    run_id,
+                    state, json.dumps(summary), run_dir, error, time.time(), time.time(),
+                    sweep_id, run_id,
                 ),
-            )
+            )  # fmt: skip
+            if cursor.rowcount == 1 and progress is not None:
+                self._record_metric(db, sweep_id, run_id, progress)
         return cursor.rowcount == 1
 
     def unsynced_runs(self, sweep_id: str) -> list[tuple[str, str]]:
@@ -444,7 +540,7 @@ class Store:
         row = self.sweep_row(sweep_id)
         if row is None or "early_terminate" not in row["config"] or "metric" not in row["config"]:
             return set()
-        runs = self._engine_runs(self._db, sweep_id, row["config"])
+        runs = self._engine_runs(self._db, sweep_id, row["config"], with_points=True)
         return {r.name for r in engine.stop_runs(row["config"], runs) if r.state == "running"}
 
     def run_rows(self, sweep_id: str) -> list[dict[str, Any]]:
@@ -460,6 +556,7 @@ class Store:
             "summary",
             "run_dir",
             "error",
+            "metric_value",
             "created_at",
             "ended_at",
             "heartbeat_at",
