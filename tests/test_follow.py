@@ -19,10 +19,18 @@ from tests.wandb_disk import run_records, run_summary
 
 
 def write_run(root, log) -> str:
-    """A real offline wandb run under `root`; returns its .wandb file."""
+    """A real offline wandb run under `root`; returns its .wandb file once wandb-core has
+    written all of it (`finish` returns before the service has flushed the last records)."""
     with wandb.init(dir=str(root), project="follow") as run:
         log(run)
-    return str(next((root / "wandb").glob(f"*-{run.id}/run-{run.id}.wandb")))
+    path = next((root / "wandb").glob(f"*-{run.id}/run-{run.id}.wandb"))
+    metrics, log_file = RunMetrics(None), TransactionLog(path)
+    deadline = time.monotonic() + 30
+    while metrics.exit_code is None and time.monotonic() < deadline:
+        metrics.add(log_file.read())
+        time.sleep(0.05)
+    assert metrics.exit_code is not None, "wandb never wrote the run's exit record (its last)"
+    return str(path)
 
 
 def test_reading_as_the_file_grows_yields_every_record_once_in_order(tmp_path):
