@@ -15,7 +15,6 @@ once it has ended: the user's code needs no sweepkit API.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import multiprocessing
 import multiprocessing.forkserver
@@ -33,22 +32,24 @@ from typing import Any, Protocol
 import wandb
 import yaml
 
-from sweepkit import program
+from sweepkit import proctree, program
 from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult, SweepInfo
 from sweepkit.backends.store import ClaimedRun, Store
 from sweepkit.errors import ConfigError
 from sweepkit.follow import RunFollower
+from sweepkit.guard import Guard
 from sweepkit.launch import run_log_dir
+from sweepkit.lifecycle import RunState
 from sweepkit.log import note
 from sweepkit.progress import LiveLines, OutputTail, sweep_line, sweep_total
 
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 HEARTBEAT_S = 2.0
 WAITING = {
     "paused": "is paused: waiting for `sweepkit resume`",
     "running": "has runs still going elsewhere: waiting (a crashed one is retried here)",
 }
 STOP_GRACE_S = 30.0  # after SIGTERM, how long a stopped run may take to finish its wandb run
+LEFTOVER_GRACE_S = 5.0  # after a run ended, how long the processes it left get after SIGTERM
 
 
 def resolve_function(ref: str) -> Callable[..., Any]:
@@ -89,10 +90,11 @@ def check_runnable(sweep_config: dict[str, Any], function: str | None) -> None:
 
 
 class RunProcess(Protocol):
+    pid: int | None
+
     def poll(self) -> int | None: ...
     def wait_for(self, seconds: float) -> int | None: ...
     def terminate(self) -> None: ...
-    def kill(self) -> None: ...
 
 
 class _FunctionProcess:
@@ -100,6 +102,7 @@ class _FunctionProcess:
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         self._process = process
+        self.pid = process.pid
 
     def poll(self) -> int | None:
         return self._process.exitcode
@@ -112,9 +115,6 @@ class _FunctionProcess:
     def terminate(self) -> None:
         self._process.terminate()
 
-    def kill(self) -> None:
-        self._process.kill()
-
 
 class _ProgramProcess(subprocess.Popen):  # type: ignore[type-arg]
     """A program run: Popen, plus the same `wait_for` as function runs."""
@@ -126,25 +126,12 @@ class _ProgramProcess(subprocess.Popen):  # type: ignore[type-arg]
             return None
 
 
-def die_with_parent() -> None:
-    """Linux: have the kernel send this process SIGTERM when its parent dies.
-
-    A run must not outlive its agent (a SIGKILLed agent's fork server exits
-    too): else it trains on, unrecorded, while its config is retried elsewhere.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return  # not Linux: crash recovery still works, an orphan just finishes unrecorded
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _run_function_child(ref: str, env: dict[str, str], error_file: str, log_file: str) -> None:
     """In the child: become the run's environment, call the function, report a failure."""
     # Its own process group: a Ctrl-C in the terminal reaches the agent, which decides
     # whether the run finishes (first Ctrl-C) or is stopped (second).
     os.setpgrp()
-    die_with_parent()
+    proctree.die_with_parent()
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -155,16 +142,30 @@ def _run_function_child(ref: str, env: dict[str, str], error_file: str, log_file
     # `with wandb.init()` / try-finally blocks finish the wandb run on the way out.
     signal.signal(signal.SIGTERM, _raise_stopped)
     try:
-        resolve_function(ref)()
+        try:
+            resolve_function(ref)()
+        except SystemExit as exc:
+            if exc.code not in (None, 0):  # sys.exit(0) is a function that is done
+                raise
         if wandb.run is not None:  # as W&B's function agent: finish the run the function left open
             wandb.finish()
-    except BaseException:
+    except BaseException as exc:
         Path(error_file).write_text(traceback.format_exc())
-        sys.stderr.write(traceback.format_exc())
+        if not _ends_with_exception(log_file, exc):
+            sys.stderr.write(traceback.format_exc())
         if wandb.run is not None:  # its exit record tells the agent the run is over
             with contextlib.suppress(Exception):
                 wandb.finish(exit_code=1)
         sys.exit(1)
+
+
+def _ends_with_exception(log_file: str, exc: BaseException) -> bool:
+    """Whether the run's output already ends with this exception's traceback: `with
+    wandb.init()` prints it on the way out, and once is enough."""
+    with open(log_file, "rb") as file:
+        file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
+        lines = file.read().decode(errors="replace").strip().splitlines()
+    return bool(lines) and lines[-1] == traceback.format_exception_only(exc)[-1].strip()
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
@@ -202,7 +203,7 @@ class Executor:
                 return _ProgramProcess(
                     argv, env=program_env, stdout=output, stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C goes to the agent, which decides (see above)
-                    preexec_fn=die_with_parent,
+                    preexec_fn=proctree.die_with_parent,
                 )  # fmt: skip
         process = self._context.Process(
             target=_run_function_child,
@@ -213,10 +214,12 @@ class Executor:
 
 
 def run_environment(
-    sweep: dict[str, Any], run: ClaimedRun, wandb_dir: Path, param_path: Path
+    sweep: dict[str, Any], run: ClaimedRun, wandb_dir: Path, param_path: Path, token: str
 ) -> dict[str, str]:
-    """The variables `wandb agent` sets for a sweep run, with wandb offline."""
+    """The variables `wandb agent` sets for a sweep run, with wandb offline, and the token that
+    marks the run's processes (`sweepkit.proctree`)."""
     return {
+        proctree.TOKEN_VARIABLE: token,
         "WANDB_SWEEP_ID": sweep["id"],
         "WANDB_RUN_ID": run.id,
         "WANDB_NAME": run.display_name,  # offline runs get no name from a server
@@ -237,11 +240,17 @@ def run_environment(
 
 
 class _Interrupts:
-    """Ctrl-C once: finish the current run, then stop. Twice (or SIGTERM): stop the run now."""
+    """Ctrl-C once: finish the current run, then stop. Twice: stop the run now (killed).
+
+    SIGTERM from outside (SLURM preemption, `docker stop`, `timeout`) stops the
+    run now too, but as preempted: its config is offered again. So does SIGHUP
+    (the agent's terminal went away: a `nohup` agent never sees it).
+    """
 
     def __init__(self, label: str) -> None:
         self.drain = False
         self.kill = False
+        self.preempted = False
         self._label = label
         self._previous: list[tuple[int, Any]] = []
 
@@ -250,6 +259,7 @@ class _Interrupts:
             for signum, handler in (
                 (signal.SIGINT, self._on_sigint),
                 (signal.SIGTERM, self._on_sigterm),
+                (signal.SIGHUP, self._on_sigterm),
             ):
                 self._previous.append((signum, signal.signal(signum, handler)))
         return self
@@ -260,13 +270,13 @@ class _Interrupts:
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.drain:
-            self._on_sigterm(signum, frame)
+            self.kill = True
             return
         self.drain = True
         note(f"{self._label}finishing the current run, then stopping (Ctrl-C again to stop it now)")
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.drain = self.kill = True
+        self.drain = self.kill = self.preempted = True
 
 
 class _Screen:
@@ -314,18 +324,19 @@ def run_agent(
         count: the most runs to perform.
         options: its label and run-log folder; failure, timeout and crash limits.
         sweep_info: reads the sweep as `sweepkit status` does, for the live progress line.
+
+    Raises:
+        StoreError: the store failed (damaged, full, deleted): the run going then is ended,
+            and left `running` in the store for the reaper.
     """
     options = options or AgentOptions()
     sweep = store.sweep_row(sweep_id)
     assert sweep is not None, "resolved by the backend"
     executor = Executor(sweep["config"], function)
-    wandb_dir = Path(os.environ.get("WANDB_DIR") or os.getcwd()).resolve()
-    metric = (sweep["config"].get("metric") or {}).get("name")
     # One wandb-core service for all of this agent's function runs: wandb.setup() starts it and
     # puts its address in WANDB_SERVICE, which each run inherits, so a run's wandb.init
     # connects instead of starting its own service (about 0.2 s a run).
     wandb.setup()
-    prefix = f"[{options.label}] " if options.label else ""
     result = AgentResult()
     total = sweep_total(sweep["config"])
 
@@ -337,18 +348,55 @@ def run_agent(
 
     # Without a run-log folder, runs log to the sweep's and the agent relays their lines.
     screen = _Screen(relay=options.log_dir is None, progress=progress)
-    log_dir = (options.log_dir or run_log_dir(sweep_id)).resolve()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with _Interrupts(prefix) as interrupts, screen.live:
+    prefix = f"[{options.label}] " if options.label else ""
+    with _Interrupts(prefix) as interrupts, screen.live, Guard() as guard:
+        agent = _Agent(store, sweep, executor, options, interrupts, screen, guard)
+        agent.loop(result, count)
+        result.interrupted = interrupts.drain
+        result.preempted = interrupts.preempted
+    result.unfinished = store.unfinished_points(sweep_id, options.max_retries)
+    return result
+
+
+class _Agent:
+    """One agent's run loop over a sweep, and what it holds while it runs."""
+
+    def __init__(
+        self,
+        store: Store,
+        sweep: dict[str, Any],
+        executor: Executor,
+        options: AgentOptions,
+        interrupts: _Interrupts,
+        screen: _Screen,
+        guard: Guard,
+    ) -> None:
+        self.store, self.sweep, self.executor, self.options = store, sweep, executor, options
+        self.interrupts, self.screen, self.guard = interrupts, screen, guard
+        self.sweep_id = sweep["id"]
+        self.wandb_dir = Path(os.environ.get("WANDB_DIR") or os.getcwd()).resolve()
+        metric = sweep["config"].get("metric") or {}
+        self.metric, self.goal = metric.get("name"), metric.get("goal", "minimize")
+        self.prefix = f"[{options.label}] " if options.label else ""
+        self.log_dir = (options.log_dir or run_log_dir(self.sweep_id)).resolve()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def loop(self, result: AgentResult, count: int | None) -> None:
+        """Claim and perform runs until the sweep, `count` or Ctrl-C says stop."""
+        store, sweep_id, options = self.store, self.sweep_id, self.options
+        # --retry-failed offers again what failed before this agent started, each point once.
+        retry_ended_before = time.time() if options.retry_failed else None
         consecutive_failures = 0
         waiting_for: str | None = None  # the sweep state we last said we wait on
-        while (count is None or result.performed < count) and not interrupts.drain:
+        while (count is None or result.performed < count) and not self.interrupts.drain:
             run = store.claim_run(
                 sweep_id,
                 crash_grace_s=options.crash_grace_s,
                 max_retries=options.max_retries,
-                log_dir=log_dir,
+                log_dir=self.log_dir,
                 agent=options.label,
+                retry_ended_before=retry_ended_before,
+                wandb_dir=self.wandb_dir,
             )
             if run is None:
                 # Still "running" with nothing to hand out: other agents' runs are going, and one
@@ -356,18 +404,18 @@ def run_agent(
                 state = store.sweep_state(sweep_id)
                 if state not in ("paused", "running"):
                     break
+                if state == "running" and not store.has_running(sweep_id):
+                    break  # nothing left but points lost for good (see unfinished_points)
                 if waiting_for != state:
-                    note(f"{prefix}sweep {sweep_id} {WAITING[state]}")
+                    note(f"{self.prefix}sweep {sweep_id} {WAITING[state]}")
                     waiting_for = state
-                screen.refresh()
+                self.screen.refresh()
                 time.sleep(HEARTBEAT_S)
                 continue
             waiting_for = None
             result.performed += 1
-            state, error = _perform(
-                run, sweep, executor, store, wandb_dir, metric, prefix, interrupts, options, screen
-            )
-            if state == "failed":
+            state, error = self.perform(run)
+            if state is RunState.FAILED:
                 result.failed += 1
                 consecutive_failures += 1
                 if consecutive_failures >= options.max_failures:
@@ -378,67 +426,68 @@ def run_agent(
                     break
             else:
                 consecutive_failures = 0
-        result.interrupted = interrupts.drain
-    return result
 
+    def perform(self, run: ClaimedRun) -> tuple[RunState, str | None]:
+        """One claimed run: write its parameters, start it, watch it, record how it ended."""
+        sweep_id, prefix = self.sweep_id, self.prefix
+        scratch = self.wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.id
+        scratch.mkdir(parents=True, exist_ok=True)
+        param_path = scratch / "config.yaml"
+        param_path.write_text(yaml.safe_dump(run.config))
+        log_file = Path(str(run.log_file))
+        params = ", ".join(f"{k}={v['value']}" for k, v in run.config.items())
+        where = "" if self.options.log_dir is None else f" (log: {log_file})"
+        note(f"{prefix}run {run.id} ({run.display_name}) started: {params}{where}")
+        self.screen.follow(log_file)
+        token = proctree.new_token(run.id)
+        env = run_environment(self.sweep, run, self.wandb_dir, param_path, token)
+        process = self.executor.start(run.config, env, scratch, log_file)
+        assert process.pid is not None
+        self.guard.watch(process.pid, token)  # should this agent die, the guard ends the run
+        self.screen.refresh()
+        follower = RunFollower(self.wandb_dir, run.id, self.metric, self.goal)
+        watch = _RunWatch(
+            self.store, sweep_id, run.id, follower, self.interrupts, self.options.run_timeout_s,
+            self.screen, (process.pid, token),
+        )  # fmt: skip
+        try:
+            state, error = watch.wait(process)
+            follower.finish()
+        finally:  # also on a store failure: nothing the run started outlives it
+            if left := proctree.end_tree(process.pid, token, LEFTOVER_GRACE_S):
+                note(f"{prefix}run {run.id} left {len(left)} process(es) running: ended them")
+            self.guard.forget(token)
+        self.screen.pump(ended=True)
 
-def _perform(
-    run: ClaimedRun,
-    sweep: dict[str, Any],
-    executor: Executor,
-    store: Store,
-    wandb_dir: Path,
-    metric: str | None,
-    prefix: str,
-    interrupts: _Interrupts,
-    options: AgentOptions,
-    screen: _Screen,
-) -> tuple[str, str | None]:
-    """One claimed run: write its parameters, start it, watch it, record how it ended."""
-    sweep_id = sweep["id"]
-    scratch = wandb_dir / "wandb" / f"sweep-{sweep_id}" / run.id
-    scratch.mkdir(parents=True, exist_ok=True)
-    param_path = scratch / "config.yaml"
-    param_path.write_text(yaml.safe_dump(run.config))
-    log_file = Path(str(run.log_file))
-    params = ", ".join(f"{k}={v['value']}" for k, v in run.config.items())
-    where = "" if options.log_dir is None else f" (log: {log_file})"
-    note(f"{prefix}run {run.id} ({run.display_name}) started: {params}{where}")
-    screen.follow(log_file)
-    process = executor.start(
-        run.config, run_environment(sweep, run, wandb_dir, param_path), scratch, log_file
-    )
-    screen.refresh()
-    goal = (sweep["config"].get("metric") or {}).get("goal", "minimize")
-    follower = RunFollower(wandb_dir, run.id, metric, goal)
-    watch = _RunWatch(store, sweep_id, run.id, follower, interrupts, options.run_timeout_s, screen)
-    state, error = watch.wait(process)
-    follower.finish()
-    screen.pump(ended=True)
-
-    error_file = scratch / "error.txt"
-    if error is None and error_file.exists():
-        error = error_file.read_text()
-    if state == "finished" and process.poll() != 0:
-        state, error = "failed", error or f"exited with code {process.poll()}"
-    progress = follower.metrics.progress()
-    recorded = store.finish_run(
-        sweep_id,
-        run.id,
-        state=state,
-        progress=progress if metric else None,
-        summary=follower.metrics.summary(),
-        run_dir=str(follower.run_file.parent) if follower.run_file else None,
-        error=error,
-    )
-    if not recorded:
-        note(
-            f"{prefix}run {run.id} was marked crashed meanwhile (no heartbeat); its result stays in its folder"
+        error_file = scratch / "error.txt"
+        if error is None and error_file.exists():
+            error = error_file.read_text()
+        if state is RunState.FINISHED and process.poll() != 0:
+            state, error = RunState.FAILED, error or f"exited with code {process.poll()}"
+        metrics = follower.metrics
+        progress = metrics.progress()
+        recorded = self.store.finish_run(
+            sweep_id,
+            run.id,
+            state=state,
+            progress=progress if self.metric else None,
+            summary=metrics.summary(),
+            run_dir=str(follower.run_file.parent) if follower.run_file else None,
+            error=error,
         )
-    value = progress.value
-    note(f"{prefix}run {run.id} {state}" + (f": {metric}={value:g}" if value is not None else ""))
-    screen.refresh()
-    return state, error
+        if not recorded:
+            note(f"{prefix}run {run.id} was reaped meanwhile (no heartbeat): its first end stands")
+        value = progress.value
+        note(
+            f"{prefix}run {run.id} {state}"
+            + (f": {self.metric}={value:g}" if value is not None else "")
+        )
+        if follower.run_file is None and state is RunState.FINISHED:
+            note(f"{prefix}run {run.id} never called wandb.init: it logged nothing, so no metric")
+        for problem in follower.problems():
+            note(f"{prefix}run {run.id}: {problem}")
+        self.screen.refresh()
+        return state, error
 
 
 class _RunWatch:
@@ -459,15 +508,17 @@ class _RunWatch:
         interrupts: _Interrupts,
         timeout_s: float | None,
         screen: _Screen,
+        tree: tuple[int, str],
     ) -> None:
         self.store, self.sweep_id, self.run_id = store, sweep_id, run_id
         self.follower, self.interrupts, self.timeout_s = follower, interrupts, timeout_s
         self.screen = screen
+        self.tree = tree  # the run's process group and token (`sweepkit.proctree`)
 
-    def wait(self, process: RunProcess) -> tuple[str, str | None]:
+    def wait(self, process: RunProcess) -> tuple[RunState, str | None]:
         """Block until the run's process ends; return its state and, if we ended it, why."""
         started = time.monotonic()
-        ending: tuple[str, str | None] | None = None  # (state, error) once we have asked it to end
+        ending: tuple[RunState, str | None] | None = None  # once we have asked it to end
         ended_at = 0.0
         next_beat = started + HEARTBEAT_S
         while process.wait_for(0.1) is None:  # returns as soon as the run ends
@@ -486,27 +537,32 @@ class _RunWatch:
                         process.terminate()
                         continue
             if ending is not None:
-                if now - ended_at > STOP_GRACE_S:
-                    process.kill()
+                if now - ended_at > STOP_GRACE_S:  # it ignores SIGTERM: all of it goes, now
+                    proctree.end_tree(*self.tree, 0.0, term_first=False)
                 continue
-            if self.interrupts.kill:
-                ending = ("killed", "stopped by Ctrl-C")
+            if self.interrupts.preempted:
+                ending = (RunState.PREEMPTED, "preempted: its agent got SIGTERM; offered again")
+            elif self.interrupts.kill:
+                ending = (RunState.KILLED, "stopped by Ctrl-C")
             elif self.timeout_s is not None and now - started > self.timeout_s:
-                ending = ("failed", f"timed out after {self.timeout_s:g} s (--run-timeout)")
+                ending = (RunState.FAILED, f"timed out after {self.timeout_s:g} s (--run-timeout)")
             if ending is not None:
                 note(f"run {self.run_id}: {ending[1]}")
                 ended_at = now
                 process.terminate()
-        return ending or ("finished", None)
+        return ending or (RunState.FINISHED, None)
 
-    def _beat(self) -> tuple[str, str | None] | None:
+    def _beat(self) -> tuple[RunState, str | None] | None:
         """Heartbeat with the metric's news; say whether the sweep wants the run ended."""
-        metrics = self.follower.metrics
+        metrics, run_file = self.follower.metrics, self.follower.run_file
         self.store.heartbeat(
-            self.sweep_id, self.run_id, metrics.progress() if metrics.metric else None
+            self.sweep_id,
+            self.run_id,
+            metrics.progress() if metrics.metric else None,
+            run_dir=str(run_file.parent) if run_file else None,
         )
         if self.store.sweep_state(self.sweep_id) == "canceled":
-            return ("killed", "the sweep was canceled")
+            return (RunState.KILLED, "the sweep was canceled")
         if self.run_id in self.store.runs_to_stop(self.sweep_id):
-            return ("stopped", "stopped by early termination")
+            return (RunState.STOPPED, "stopped by early termination")
         return None

@@ -117,6 +117,15 @@ StoreOption = Annotated[
         show_default=False,
     ),
 ]
+CrashGraceOption = Annotated[
+    float,
+    typer.Option(
+        min=5,
+        metavar="SECONDS",
+        help="A run with no heartbeat for this long has lost its agent: its end is recorded "
+        "from its own log (finished, or crashed and offered again) (local backend).",
+    ),
+]
 CountOption = Annotated[
     int | None,
     typer.Option(
@@ -225,17 +234,7 @@ AGENT_OPTIONS: dict[str, tuple[Any, Any]] = {
         ],
         None,
     ),
-    "crash_grace": (
-        Annotated[
-            float,
-            typer.Option(
-                min=5,
-                metavar="SECONDS",
-                help="A run with no heartbeat for this long is marked crashed (local backend).",
-            ),
-        ],
-        CRASH_GRACE_S,
-    ),
+    "crash_grace": (CrashGraceOption, CRASH_GRACE_S),
     "retries": (
         Annotated[
             int,
@@ -244,6 +243,17 @@ AGENT_OPTIONS: dict[str, tuple[Any, Any]] = {
             ),
         ],
         MAX_RETRIES,
+    ),
+    "retry_failed": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--retry-failed",
+                help="Also run again the points that failed, or crashed past --retries, "
+                "before this agent started (local backend).",
+            ),
+        ],
+        False,
     ),
     # A worker's name in its lines, and where its runs' output goes: set by the parent of workers.
     "label": (Annotated[str, typer.Option(hidden=True)], ""),
@@ -272,11 +282,11 @@ def with_agent_options(command: Callable[..., None]) -> Callable[..., None]:
 def _agent_launch(
     *, count: int | None, function: str | None, gpus: str | None, per_gpu: int,
     workers: int | None, max_failures: int, run_timeout: float | None, crash_grace: float,
-    retries: int, label: str, run_logs: Path | None,
+    retries: int, retry_failed: bool, label: str, run_logs: Path | None,
 ) -> AgentLaunch:  # fmt: skip
     options = AgentOptions(
         label=label, log_dir=run_logs, max_failures=max_failures, run_timeout_s=run_timeout,
-        crash_grace_s=crash_grace, max_retries=retries,
+        crash_grace_s=crash_grace, max_retries=retries, retry_failed=retry_failed,
     )  # fmt: skip
     launch = AgentLaunch(function, count, gpus, per_gpu, workers, options)
     launch.check()
@@ -382,10 +392,15 @@ CONTROL_HELP = {
 def _control_command(command: str) -> None:
     """Register `sweepkit stop|cancel|pause|resume ID`: the same call with another verb."""
 
-    def control(sweep_id: SweepIdArgument, store: StoreOption = None) -> None:
+    def control(
+        sweep_id: SweepIdArgument,
+        store: StoreOption = None,
+        crash_grace: CrashGraceOption = CRASH_GRACE_S,
+    ) -> None:
         from sweepkit.backends import backend_for_id
 
-        state = backend_for_id(sweep_id, store).control(sweep_id, command)
+        backend = backend_for_id(sweep_id, store)
+        state = backend.control(sweep_id, command, crash_grace_s=crash_grace)
         print(f"{sweep_id}: {state}")
 
     control.__doc__ = CONTROL_HELP[command]

@@ -135,6 +135,7 @@ class RunMetrics:
         self.metric = metric
         self.goal = goal
         self.exit_code: int | None = None  # set by the run's exit record: it has ended cleanly
+        self.dropped = 0  # values of the metric that were not finite numbers (NaN, inf, text)
         self._count = 0
         self._min: float | None = None
         self._max: float | None = None
@@ -182,6 +183,7 @@ class RunMetrics:
 
     def _add_value(self, value: float | None) -> None:
         if value is None:
+            self.dropped += 1
             return
         self._count += 1
         self._last = value
@@ -385,35 +387,69 @@ class RunFollower:
         self.wandb_dir, self.run_id = Path(wandb_dir), run_id
         self.metrics = RunMetrics(metric, goal)
         self.run_file: Path | None = None
+        self.restarts = 0  # wandb runs after the first under this run's id
         self._log: TransactionLog | None = None
         self._looked_at = -math.inf
 
     def poll(self) -> bool:
         """Read what the run added since the last call; True if there was anything."""
-        if self._log is None:
-            now = time.monotonic()
-            if now - self._looked_at < self.FIND_EVERY_S:
+        if self._log is None or self.metrics.exit_code is not None:
+            self._find_newest()
+            if self._log is None:
                 return False
-            self._looked_at = now
-            self.run_file = find_run_file(self.wandb_dir, self.run_id)
-            if self.run_file is None:
-                return False
-            self._log = TransactionLog(self.run_file)
         records = self._log.read()
         self.metrics.add(records)
         return bool(records)
 
+    def _find_newest(self, *, now: bool = False) -> None:
+        """Follow the newest wandb run folder of the run's id (looked for now and then).
+
+        A function may call `wandb.init` again after its first run ended (W&B's
+        agent lets it; each gets the sweep run's id): the last run's metric is
+        the one that counts, as on W&B, where it is the same run.
+        """
+        moment = time.monotonic()
+        if not now and moment - self._looked_at < self.FIND_EVERY_S:
+            return
+        self._looked_at = moment
+        found = find_run_file(self.wandb_dir, self.run_id)
+        if found is None or found == self.run_file:
+            return
+        if self.run_file is not None:
+            self.restarts += 1
+            self.metrics = RunMetrics(self.metrics.metric, self.metrics.goal)
+        self.run_file, self._log = found, TransactionLog(found)
+
     def finish(self) -> None:
-        """After the run's process ended: read on until its exit record, or until nothing more
-        comes (a killed run writes none; a function run's shared wandb service may still be
-        writing its last records)."""
+        """After the run's process ended: read on until its (last) wandb run's exit record, or
+        until nothing more comes (a killed run writes none; a function run's shared wandb
+        service may still be writing its last records)."""
         started = last_news = time.monotonic()
         self._looked_at = -math.inf
-        while self.metrics.exit_code is None:
-            now = time.monotonic()
+        while True:
+            if self.metrics.exit_code is not None:
+                self._find_newest(now=True)  # a later wandb run of the same id resets exit_code
+                if self.metrics.exit_code is not None:
+                    return
+            moment = time.monotonic()
             if self.poll():
-                last_news = now
-            elif now - last_news > self.QUIET_S or now - started > self.EXIT_WAIT_S:
+                last_news = moment
+            elif moment - last_news > self.QUIET_S or moment - started > self.EXIT_WAIT_S:
                 return
             else:
                 time.sleep(0.05)
+
+    def problems(self) -> list[str]:
+        """What went unsaid about how the run logged: a second wandb run, values left out."""
+        said = []
+        if self.restarts:
+            said.append(
+                f"it called wandb.init {self.restarts + 1} times; the last run's metric counts"
+            )
+        metric, dropped = self.metrics.metric, self.metrics.dropped
+        if dropped:
+            said.append(
+                f"{metric} was logged {dropped} time(s) as NaN, inf or not a number: "
+                "those values are left out"
+            )
+        return said

@@ -22,6 +22,7 @@ from typing import Any
 from sweepkit.backends.base import AgentOptions, AgentResult, Backend, SweepInfo
 from sweepkit.errors import ConfigError
 from sweepkit.log import note
+from sweepkit.proctree import die_with_parent
 from sweepkit.progress import LiveLines, OutputTail, sweep_line, sweep_total, worker_line
 
 PROGRESS_EVERY_S = 2.0  # how often the live lines are redrawn from the store
@@ -101,6 +102,17 @@ def _say_done(result: AgentResult, sweep_id: str, label: str) -> None:
     prefix = f"[{label}] " if label else ""
     if result.gave_up:
         note(f"{prefix}giving up: {result.gave_up}")
+    if result.preempted:
+        note(f"{prefix}got SIGTERM: the running run is recorded preempted and offered again")
+    if unfinished := result.unfinished:
+        crashed, failed = unfinished.get("crashed", 0), unfinished.get("failed", 0)
+        lost = f"{crashed} crashed past their retries" if crashed else ""
+        note(
+            f"{prefix}{crashed + failed} point(s) of the sweep have no result "
+            f"({', '.join(filter(None, [lost, f'{failed} failed' if failed else '']))})"
+            + ("; the sweep is not finished while a crashed point is lost" if crashed else "")
+            + f": `sweepkit agent {sweep_id} --retry-failed` runs them again"
+        )
     note(
         f"{prefix}agent done: {result.performed} run(s), {result.failed} failed; "
         f"see them with: sweepkit status {sweep_id}"
@@ -117,6 +129,8 @@ def agent_flags(options: AgentOptions) -> list[str]:
     """`options` as the `sweepkit agent` flags that give a worker process the same ones."""
     flags = ["--max-failures", str(options.max_failures)]
     flags += ["--crash-grace", f"{options.crash_grace_s:g}", "--retries", str(options.max_retries)]
+    if options.retry_failed:
+        flags.append("--retry-failed")
     if options.run_timeout_s is not None:
         flags += ["--run-timeout", f"{options.run_timeout_s:g}"]
     return flags
@@ -283,8 +297,8 @@ def run_workers(
             relay()
             time.sleep(0.2)
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a closed terminal too
+        signal.signal(signum, forward)
     note(
         f"starting {len(workers)} workers: {', '.join(w.label for w in workers)}; logs in {log_dir}"
     )
@@ -304,6 +318,7 @@ def run_workers(
                 process = subprocess.Popen(
                     argv, env=worker_env(worker, os.environ), start_new_session=True,
                     stdout=file, stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent,  # this launcher SIGKILLed: its workers stop too
                 )  # fmt: skip
             processes.append(process)
             tails[worker.label] = OutputTail(output)

@@ -10,8 +10,10 @@ the run is still writing it. We call the binary directly: going through the
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,25 @@ class RunLog:
 
 
 def find_run_file(wandb_dir: str | Path, run_id: str) -> Path | None:
-    """The transaction log of run `run_id` under `wandb_dir/wandb/`, if it exists yet."""
-    matches = sorted(Path(wandb_dir, "wandb").glob(f"*-{run_id}/run-{run_id}.wandb"))
-    return matches[-1] if matches else None
+    """The transaction log of run `run_id` under `wandb_dir/wandb/`, if it exists yet: the
+    newest, if the id has several folders (wandb adds ``-1``, ``-2`` to a folder whose name
+    is taken: `wandb.init` called again within the same second).
+
+    >>> find_run_file("/nonexistent", "abc") is None
+    True
+    """
+    pattern = re.compile(rf"-(\d{{8}}_\d{{6}})-{re.escape(run_id)}(?:-(\d+))?")
+    newest: tuple[str, int] | None = None
+    found = None
+    for folder in Path(wandb_dir, "wandb").glob(f"*-{glob.escape(run_id)}*"):
+        match = pattern.search(folder.name)
+        if match is None or match.end() != len(folder.name):
+            continue
+        key = (match[1], int(match[2] or 0))
+        run_file = folder / f"run-{run_id}.wandb"
+        if (newest is None or key > newest) and run_file.exists():
+            newest, found = key, run_file
+    return found
 
 
 def records(run_file: str | Path) -> list[dict[str, Any]]:

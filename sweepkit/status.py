@@ -37,6 +37,7 @@ def status_json(info: SweepInfo) -> str:
             "method": info.config.get("method"),
             "metric": info.config.get("metric"),
             "counts": info.counts(),
+            "unfinished": info.unfinished(),
             "best": dataclasses.asdict(best) if best else None,
             "runs": [dataclasses.asdict(r) for r in info.runs],
         },
@@ -75,6 +76,11 @@ def sweep_view(info: SweepInfo) -> RenderableType:
         settings = ", ".join(f"{k}={_short(v)}" for k, v in best.config.items())
         lines.append(
             Text(f"best ({goal} {metric}): {best.id} {metric}={best.metric:.4g}  {settings}")
+        )
+    if unfinished := info.unfinished():
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(unfinished.items()))
+        lines.append(
+            Text(f"points without a result: {parts}: sweepkit agent {info.id} --retry-failed")
         )
     if show_errors:
         lines.append(Text(f"a run's whole error: sweepkit status {info.id} --run RUN"))

@@ -72,3 +72,112 @@ def many_steps() -> None:
     with wandb.init() as run:
         for step in range(int(run.config["steps"])):
             run.log({"loss": 1.0 / (step + 1)})
+
+
+def _agent_pid() -> int:
+    """The agent that started this run: the parent of the fork server this run came from."""
+    import os
+
+    stat = open(f"/proc/{os.getppid()}/stat").read()  # noqa: SIM115
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def finishes_then_kills_its_agent() -> None:
+    """The run ends cleanly, then its agent dies before it can record that (SIGKILL)."""
+    import os
+    import signal
+    import time
+
+    with wandb.init() as run:
+        run.log({"loss": float(run.config["x"])})
+    os.kill(_agent_pid(), signal.SIGKILL)
+    time.sleep(60)  # the death signal of its agent's fork server ends this
+
+
+def kills_its_agent_at_x_1() -> None:
+    """At x=1 the agent dies mid-run (the run then dies with it); other points log x."""
+    import os
+    import signal
+    import time
+
+    with wandb.init() as run:
+        if run.config["x"] == 1.0:
+            os.kill(_agent_pid(), signal.SIGKILL)
+            time.sleep(60)
+        run.log({"loss": float(run.config["x"])})
+
+
+def exits_zero() -> None:
+    """Logs, then sys.exit(0): a function that is done."""
+    import sys
+
+    with wandb.init() as run:
+        run.log({"loss": 1.0})
+    sys.exit(0)
+
+
+def _start_children() -> list[int]:
+    """A child in the run's process group and one that left it (setsid), as data loaders and
+    helper daemons do; their pids and the run's own go to ./pids-<x>.txt for the test."""
+    import os
+    import subprocess
+
+    inside = subprocess.Popen(["sleep", "300"])
+    outside = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    return [os.getpid(), inside.pid, outside.pid]
+
+
+def _write_pids(x: float, pids: list[int]) -> None:
+    from pathlib import Path
+
+    Path(f"pids-{x:g}.txt").write_text(" ".join(map(str, pids)))
+
+
+def leaves_children() -> None:
+    """Logs, starts two children, and returns without ending them."""
+    with wandb.init() as run:
+        run.log({"loss": float(run.config["x"])})
+        _write_pids(run.config["x"], _start_children())
+
+
+def clings_on() -> None:
+    """Starts children, then swallows every signal it can (a bare except, SIGTERM ignored)."""
+    import signal
+    import time
+
+    with wandb.init() as run:
+        run.log({"loss": float(run.config["x"])})
+        pids = _start_children()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _write_pids(run.config["x"], pids)
+        while True:
+            try:
+                time.sleep(1)
+            except:  # noqa: E722 - the point of this function
+                pass
+
+
+def interrupts_itself() -> None:
+    """The function raises KeyboardInterrupt (a user's own Ctrl-C handling gone wrong)."""
+    with wandb.init() as run:
+        run.log({"loss": 1.0})
+        raise KeyboardInterrupt
+
+
+def never_inits() -> None:
+    """Does its work without wandb: nothing reaches the sweep."""
+
+
+def inits_twice() -> None:
+    """Two wandb runs in one sweep run: the second's loss (x) is the run's metric."""
+    with wandb.init() as run:
+        run.log({"loss": 100.0})
+    with wandb.init() as run:
+        run.log({"loss": float(run.config["x"])})
+
+
+def logs_nan() -> None:
+    """loss is NaN once, a string once, then x."""
+    with wandb.init() as run:
+        for value in (float("nan"), "diverged", float(run.config["x"])):
+            run.log({"loss": value})

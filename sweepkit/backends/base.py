@@ -28,6 +28,8 @@ from typing import Any
 
 from sweepkit.errors import SweepkitError
 
+UNFINISHED = ("failed", "crashed")  # ends that leave a point without a result (sweepkit.lifecycle)
+
 DEFAULT_FUNCTION = "sweepkit.train:train"
 CRASH_GRACE_S = 60.0  # a running run with no heartbeat for this long has lost its agent
 MAX_RETRIES = 2  # times a crashed run's config is offered again
@@ -53,6 +55,7 @@ class RunRecord:
     log_file: str | None = None  # where the agent sent its output
     agent: str | None = None  # the label of the agent that ran it (a worker: "w0 gpu0")
     host: str | None = None  # the machine it ran on
+    retry_of: str | None = None  # the run whose point this one runs again (after a crash)
 
     @property
     def error_line(self) -> str:
@@ -96,6 +99,13 @@ class SweepInfo:
     def counts(self) -> dict[str, int]:
         return dict(Counter(r.state for r in self.runs))
 
+    def unfinished(self) -> dict[str, int]:
+        """Points left without a result that no later run repeats: {"failed": n, "crashed": m}."""
+        retried = {r.retry_of for r in self.runs if r.retry_of}
+        return dict(
+            Counter(r.state for r in self.runs if r.state in UNFINISHED and r.id not in retried)
+        )
+
 
 @dataclasses.dataclass
 class AgentResult:
@@ -104,12 +114,20 @@ class AgentResult:
     performed: int = 0
     failed: int = 0
     interrupted: bool = False
+    preempted: bool = False  # it got SIGTERM: its running run was recorded preempted
     gave_up: str | None = None  # why the agent stopped early (too many failures in a row)
+    # Points of the sweep left without a result when it ended ({"failed": n, "crashed": m}:
+    # crashed past their retries, which keep the sweep from finishing).
+    unfinished: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        """130 after Ctrl-C, 1 if any run failed, else 0."""
-        return 130 if self.interrupted else (1 if self.failed or self.gave_up else 0)
+        """143 after SIGTERM, 130 after Ctrl-C; 1 if any run failed or a point was lost; else 0."""
+        if self.preempted:
+            return 143
+        if self.interrupted:
+            return 130
+        return 1 if self.failed or self.gave_up or self.unfinished.get("crashed") else 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +140,7 @@ class AgentOptions:
     run_timeout_s: float | None = None  # a run still going after this long is stopped and failed
     crash_grace_s: float = CRASH_GRACE_S  # no heartbeat for this long: the run's agent died
     max_retries: int = MAX_RETRIES  # times a crashed run's config is offered again
+    retry_failed: bool = False  # also offer again the points that failed or crashed for good
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +188,7 @@ class Backend(abc.ABC):
         """History and tables of some runs of the sweep, read from what they logged."""
 
     @abc.abstractmethod
-    def control(self, sweep_id: str, command: str) -> str:
+    def control(self, sweep_id: str, command: str, *, crash_grace_s: float = CRASH_GRACE_S) -> str:
         """stop (no new runs, running ones finish), cancel (running ones are killed too),
-        pause / resume (hand out runs or not). Returns the sweep's new state."""
+        pause / resume (hand out runs or not). Returns the sweep's new state. The local
+        backend also reaps the runs whose agents died (no heartbeat for `crash_grace_s`)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.backends.base import (
+    CRASH_GRACE_S,
     AgentOptions,
     AgentResult,
     Backend,
@@ -85,9 +86,12 @@ class LocalBackend(Backend):
             )
         return details
 
-    def control(self, sweep_id: str, command: str) -> str:
+    def control(self, sweep_id: str, command: str, *, crash_grace_s: float = CRASH_GRACE_S) -> str:
         self._existing(sweep_id)
-        return self.store.change_sweep_state(sweep_id, command)
+        state = self.store.change_sweep_state(sweep_id, command)
+        # A stopped or canceled sweep has no claims: its runs whose agents died are reaped here.
+        self.store.reap(sweep_id, crash_grace_s)
+        return state
 
     def sweep(self, sweep_id: str) -> SweepInfo:
         row = self._existing(sweep_id)
@@ -105,6 +109,7 @@ class LocalBackend(Backend):
                 log_file=r["log_file"],
                 agent=r["agent"],
                 host=r["host"],
+                retry_of=r["retry_of"],
             )
             for r in self.store.run_rows(sweep_id)
         ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
+import math
 import os
 import re
 import secrets
@@ -26,9 +28,15 @@ from sweepkit import engine
 from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
 from sweepkit.errors import SweepkitError
 from sweepkit.follow import MetricProgress, RunMetrics
+from sweepkit.lifecycle import ENGINE_STATE, TERMINAL, RunState, check_move, judge_lost_run
+from sweepkit.log import note
 
 LOCAL_PREFIX = "local-"
-TERMINAL_RUN_STATES = ("finished", "failed", "crashed", "killed", "stopped")
+TERMINAL_RUN_STATES = tuple(state.value for state in TERMINAL)
+# A run whose end no later run repeats (SQL over `runs c`).
+_NOT_RETRIED = (
+    "NOT EXISTS (SELECT 1 FROM runs r WHERE r.sweep_id = c.sweep_id AND r.retry_of = c.id)"
+)
 # Sweep states and the transitions `sweepkit stop|cancel|pause|resume` may make (W&B's own).
 SWEEP_COMMANDS = {
     "stop": ("stopped", ("running", "paused")),  # no new runs; running runs finish
@@ -54,6 +62,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id           TEXT NOT NULL,         -- the wandb run id
     name         TEXT,                  -- its readable name (wandb's run.name), e.g. quick-grid-3
     log_file     TEXT,                  -- where the agent sent the run's output
+    wandb_dir    TEXT,                  -- its agent's WANDB_DIR: the reaper finds the run there
     agent        TEXT,                  -- the label of the agent that ran it (a worker: w0 gpu0)
     host         TEXT,                  -- the machine it ran on
     state        TEXT NOT NULL,         -- running, finished, failed, crashed, killed, stopped
@@ -105,11 +114,48 @@ _ADDED_COLUMNS = [
     ("runs", "metric_max", "REAL"),
     ("runs", "metric_last", "REAL"),
     ("runs", "metric_value", "REAL"),
+    ("runs", "wandb_dir", "TEXT"),
 ]
 
 
+LOCK_WAIT_S = 10.0  # SQLite's own wait for the write lock, before we say that we wait
+# What to do about a store failure, by a word of SQLite's message.
+_REMEDIES = {
+    "malformed": "the file is damaged: keep a copy, then `sqlite3 FILE .recover` or start a new "
+    "store with --store; run folders under wandb/ keep what the runs logged",
+    "full": "free some disk space, then start the agent again: the run it was watching is "
+    "reaped and finished from its log or offered again",
+}
+
+
 class StoreError(SweepkitError):
-    """The store file cannot be opened or is not a sweepkit store."""
+    """The store file cannot be opened, is not a sweepkit store, or failed after opening."""
+
+
+def _failures_are_store_errors(cls: type) -> type:
+    """Every public method of the store raises StoreError, one line, for a SQLite failure.
+
+    A store can break after it was opened (a damaged page, a full disk, an I/O
+    error): the caller gets what happened and what to do, never a traceback.
+    """
+
+    def wrap(method: Any) -> Any:
+        @functools.wraps(method)
+        def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                remedy = next((r for word, r in _REMEDIES.items() if word in str(exc)), None)
+                raise StoreError(
+                    f"the sweep store {self.path} failed: {exc}" + (f"; {remedy}" if remedy else "")
+                ) from exc
+
+        return wrapper
+
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(cls, name, wrap(value))
+    return cls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +168,11 @@ class ClaimedRun:
     log_file: str | None  # where its output goes, if the agent asked for a file
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
 def default_store_path() -> Path:
     """$SWEEPKIT_STORE, or .sweepkit/sweeps.db in the working directory."""
     return Path(os.environ.get("SWEEPKIT_STORE") or Path(".sweepkit") / "sweeps.db")
@@ -132,6 +183,7 @@ def new_id(length: int = 8) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+@_failures_are_store_errors
 class Store:
     """Sweeps and their runs in one SQLite file.
 
@@ -149,14 +201,28 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE).
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None)
             self._keeps: dict[str, bool] = {}  # sweep id -> whether it keeps metric points
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._add_missing_columns()
+            self._file = _identity(self.path)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"cannot use {self.path} as a sweep store: {exc}") from exc
+
+    def check_same_file(self) -> None:
+        """Raise StoreError if the store's file was deleted or replaced since it was opened
+        (SQLite would go on writing to the unlinked file, and every result would be lost)."""
+        try:
+            same = _identity(self.path) == self._file
+        except OSError:
+            same = False
+        if not same:
+            raise StoreError(
+                f"the sweep store {self.path} was deleted or replaced while in use: stopping "
+                "(what its runs logged stays in their folders under wandb/)"
+            )
 
     def _add_missing_columns(self) -> None:
         added = set()
@@ -191,8 +257,28 @@ class Store:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it lands, or none of it."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction: all of it lands, or none of it.
+
+        The write lock is waited for as long as another process holds it (an
+        agent stopped in a debugger, a `sqlite3` shell left in a transaction),
+        said once per wait, rather than failing after SQLite's own timeout.
+        """
+        waited = 0.0
+        while True:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                waited += LOCK_WAIT_S
+                if waited == LOCK_WAIT_S:
+                    note(
+                        f"the sweep store {self.path} is locked by another process (for "
+                        f"{waited:g} s now): waiting for it (Ctrl-C to give up)"
+                    )
+        if waited:
+            note(f"the sweep store {self.path} is free again after {waited:g}+ s")
         try:
             yield self._db
         except BaseException:
@@ -275,17 +361,24 @@ class Store:
         max_retries: int = MAX_RETRIES,
         log_dir: str | Path | None = None,
         agent: str = "",
+        retry_ended_before: float | None = None,
+        wandb_dir: str | Path | None = None,
     ) -> ClaimedRun | None:
-        """Reserve the sweep's next run, or None when it hands out none now (see `sweep_state`).
+        """Reserve the sweep's next run, or None when it hands out none now (see `sweep_state`
+        and `unfinished_points`).
 
-        In one transaction: runs whose heartbeat stopped are marked crashed; a
-        crashed run's exact config is offered again (up to `max_retries`
-        times) before anything new; otherwise the engine suggests the next
-        config, and a sweep with nothing left (and nothing running that could
-        still crash) is marked finished. With `log_dir`, the run's output is
-        to go to ``log_dir/<run id>.log``, and the store remembers it, with the
-        claiming agent's label and this machine's name.
+        First the reaper (`reap`). Then, in one transaction: the exact config of
+        a crashed run (up to `max_retries` times) or a preempted one is offered
+        again before anything new; with `retry_ended_before`, so is that of a
+        run that failed or crashed past its retries before then (--retry-failed);
+        otherwise the engine suggests the next config, and a sweep with nothing
+        left, nothing running and no point left unfinished is marked finished.
+        With `log_dir`, the run's output is to go to ``log_dir/<run id>.log``,
+        and the store remembers it, with the claiming agent's label, this
+        machine's name and `wandb_dir`, where the run's folder will be.
         """
+        self.check_same_file()
+        self.reap(sweep_id, crash_grace_s)
         with self._write() as db:
             row = db.execute(
                 "SELECT config, state, name FROM sweeps WHERE id = ?", (sweep_id,)
@@ -293,21 +386,12 @@ class Store:
             if row is None or row[1] != "running":
                 return None
             now = time.time()
-            db.execute(
-                "UPDATE runs SET state = 'crashed', ended_at = heartbeat_at, error = ?"
-                " WHERE sweep_id = ? AND state = 'running' AND heartbeat_at < ?",
-                (
-                    f"no heartbeat for {crash_grace_s:g} s: its agent died",
-                    sweep_id,
-                    now - crash_grace_s,
-                ),
-            )
             retry = db.execute(
                 "SELECT c.id, c.config, c.attempt FROM runs c"
-                " WHERE c.sweep_id = ? AND c.state = 'crashed' AND c.attempt <= ?"
-                " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.sweep_id = c.sweep_id AND r.retry_of = c.id)"
-                " ORDER BY c.created_at LIMIT 1",
-                (sweep_id, max_retries),
+                " WHERE c.sweep_id = ? AND ((c.state = 'crashed' AND c.attempt <= ?)"
+                " OR c.state = 'preempted' OR (c.state IN ('failed', 'crashed') AND c.ended_at < ?))"
+                f" AND {_NOT_RETRIED} ORDER BY c.created_at LIMIT 1",
+                (sweep_id, max_retries, retry_ended_before or -math.inf),
             ).fetchone()
             if retry is not None:
                 suggestion = engine.SweepRun(name=new_id(), config=json.loads(retry[1]))
@@ -324,7 +408,7 @@ class Store:
                     )
                     suggestion = engine.next_run(config, runs)
                 if suggestion is None:
-                    if not self._has_running(db, sweep_id):
+                    if not self._has_running(db, sweep_id) and not self._lost(db, sweep_id):
                         db.execute(
                             "UPDATE sweeps SET state = 'finished', updated_at = ? WHERE id = ?",
                             (now, sweep_id),
@@ -345,16 +429,72 @@ class Store:
                 log_file=str(Path(log_dir) / f"{suggestion.name}.log") if log_dir else None,
             )
             db.execute(
-                "INSERT INTO runs (sweep_id, id, name, log_file, agent, host, state, config,"
-                " search_info, created_at, heartbeat_at, attempt, retry_of)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (sweep_id, id, name, log_file, agent, host, wandb_dir, state,"
+                " config, search_info, created_at, heartbeat_at, attempt, retry_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (
                     sweep_id, claimed.id, claimed.display_name, claimed.log_file, agent,
-                    socket.gethostname(), json.dumps(claimed.config),
+                    socket.gethostname(), str(wandb_dir) if wandb_dir else None,
+                    json.dumps(claimed.config),
                     json.dumps(suggestion.search_info), now, now, attempt, retry_of,
                 ),
             )  # fmt: skip
             return claimed
+
+    def reap(self, sweep_id: str, crash_grace_s: float = CRASH_GRACE_S) -> list[tuple[str, str]]:
+        """Record the end of every run whose agent died (no heartbeat for `crash_grace_s`).
+
+        Each such run's own log decides (`lifecycle.judge_lost_run`): finished
+        if it holds a clean exit, else crashed. The log is read outside any
+        transaction; the end is written only if the run is still running with
+        a stale heartbeat (an agent that came back, or another reaper, wins).
+
+        Returns:
+            (run id, state recorded) of the runs reaped here.
+        """
+        cutoff = time.time() - crash_grace_s
+        stale = self._db.execute(
+            "SELECT r.id, r.wandb_dir, s.config FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
+            " WHERE r.sweep_id = ? AND r.state = 'running' AND r.heartbeat_at < ?",
+            (sweep_id, cutoff),
+        ).fetchall()
+        reaped = []
+        for run_id, wandb_dir, config in stale:
+            metric = json.loads(config).get("metric") or {}
+            verdict = judge_lost_run(
+                wandb_dir, run_id, metric.get("name"), metric.get("goal", "minimize"), crash_grace_s
+            )
+            if self.finish_run(
+                sweep_id, run_id, state=verdict.state.value, progress=verdict.progress,
+                summary={}, run_dir=verdict.run_dir, error=verdict.error, stale_before=cutoff,
+            ):  # fmt: skip
+                reaped.append((run_id, verdict.state.value))
+        return reaped
+
+    def unfinished_points(self, sweep_id: str, max_retries: int = MAX_RETRIES) -> dict[str, int]:
+        """Points of the sweep that ended without a result and will not be offered again on
+        their own: {"failed": n, "crashed": m} (crashed past `max_retries`)."""
+        rows = self._db.execute(
+            f"SELECT c.state, count(*) FROM runs c WHERE c.sweep_id = ?"
+            f" AND (c.state = 'failed' OR (c.state = 'crashed' AND c.attempt > ?))"
+            f" AND {_NOT_RETRIED} GROUP BY c.state",
+            (sweep_id, max_retries),
+        ).fetchall()
+        return dict(rows)
+
+    @staticmethod
+    def _lost(db: sqlite3.Connection, sweep_id: str) -> bool:
+        """A crashed run whose retries are spent: the sweep is not finished while it is lost."""
+        lost = db.execute(
+            f"SELECT 1 FROM runs c WHERE c.sweep_id = ? AND c.state = 'crashed' AND {_NOT_RETRIED}"
+            " LIMIT 1",
+            (sweep_id,),
+        ).fetchone()
+        return lost is not None
+
+    def has_running(self, sweep_id: str) -> bool:
+        """Whether a run of the sweep is going (here or under another agent)."""
+        return self._has_running(self._db, sweep_id)
 
     @staticmethod
     def _has_running(db: sqlite3.Connection, sweep_id: str) -> bool:
@@ -402,8 +542,7 @@ class Store:
             runs.append(
                 engine.sweep_run(
                     run_id,
-                    # The engine knows no "stopped": a stopped run ended early, as killed ones do.
-                    state="killed" if state == "stopped" else state,
+                    state=ENGINE_STATE[RunState(state)],
                     config=json.loads(run_config),
                     history=[{metric: v} for v in (*kept, *tail)] if metric else [],
                     summary={metric: value} if metric and value is not None else {},
@@ -416,9 +555,9 @@ class Store:
     def _sweep_is_done(db: sqlite3.Connection, sweep_id: str, config: dict[str, Any]) -> bool:
         """run_cap reached, or a run reached metric.target: answered by SQLite, no run loaded."""
         cap = config.get("run_cap")
-        if cap is not None:
+        if cap is not None:  # points, not tries: a retry repeats a point already counted
             (n,) = db.execute(
-                "SELECT count(*) FROM runs WHERE sweep_id = ?", (sweep_id,)
+                "SELECT count(*) FROM runs WHERE sweep_id = ? AND retry_of IS NULL", (sweep_id,)
             ).fetchone()
             if n >= cap:
                 return True
@@ -432,13 +571,26 @@ class Store:
         ).fetchone()
         return reached is not None
 
-    def heartbeat(self, sweep_id: str, run_id: str, progress: MetricProgress | None = None) -> None:
-        """Record that a run is alive, and what it has logged of the sweep metric since the last
-        beat (its new points are appended; nothing logged before is written again)."""
+    def heartbeat(
+        self,
+        sweep_id: str,
+        run_id: str,
+        progress: MetricProgress | None = None,
+        run_dir: str | None = None,
+    ) -> None:
+        """Record that a run is alive, where its folder is (for the reaper, should its agent
+        die), and what it has logged of the sweep metric since the last beat (its new points
+        are appended; nothing logged before is written again).
+
+        Raises:
+            StoreError: the store failed, or its file was deleted or replaced.
+        """
+        self.check_same_file()
         with self._write() as db:
             db.execute(
-                "UPDATE runs SET heartbeat_at = ? WHERE sweep_id = ? AND id = ?",
-                (time.time(), sweep_id, run_id),
+                "UPDATE runs SET heartbeat_at = ?, run_dir = coalesce(?, run_dir)"
+                " WHERE sweep_id = ? AND id = ? AND state = 'running'",
+                (time.time(), run_dir, sweep_id, run_id),
             )
             if progress is not None:
                 self._record_metric(db, sweep_id, run_id, progress)
@@ -490,18 +642,22 @@ class Store:
         summary: dict[str, Any],
         run_dir: str | None,
         error: str | None = None,
+        stale_before: float | None = None,
     ) -> bool:
         """Record how a run ended, with the rest of its metric (`progress`) and its summary entry
-        for the metric; False if it was meanwhile marked crashed (its result stays in its folder)."""
-        if state not in TERMINAL_RUN_STATES:
-            raise ValueError(f"not a terminal run state: {state}")
+        for the metric. A run ends once (`lifecycle.check_move`): False if its end was recorded
+        already (the reaper was first; its result stays in its folder). With `stale_before`
+        (the reaper), only if its heartbeat is still older than that."""
+        check_move(RunState.RUNNING, state)  # a terminal state; the WHERE below checks the rest
+        state = RunState(state).value
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE runs SET state = ?, summary = ?, run_dir = ?, error = ?, ended_at = ?,"
-                " heartbeat_at = ? WHERE sweep_id = ? AND id = ? AND state = 'running'",
+                "UPDATE runs SET state = ?, summary = ?, run_dir = coalesce(?, run_dir),"
+                " error = ?, ended_at = ?, heartbeat_at = ?"
+                " WHERE sweep_id = ? AND id = ? AND state = 'running' AND heartbeat_at < ?",
                 (
                     state, json.dumps(summary), run_dir, error, time.time(), time.time(),
-                    sweep_id, run_id,
+                    sweep_id, run_id, math.inf if stale_before is None else stale_before,
                 ),
             )  # fmt: skip
             if cursor.rowcount == 1 and progress is not None:
@@ -551,6 +707,7 @@ class Store:
             "agent",
             "host",
             "attempt",
+            "retry_of",
             "state",
             "config",
             "summary",

@@ -88,6 +88,8 @@ class WandbBackend(Backend):
             raise ConfigError(
                 "--run-timeout needs the local backend: W&B's agent has no run timeout"
             )
+        if options.retry_failed:
+            raise ConfigError("--retry-failed needs the local backend: W&B's server picks runs")
         # W&B's server owns crash handling; its agent takes the failure limit.
         wandb.agent(
             sweep_id, function=target, count=count, max_consecutive_failed_runs=options.max_failures
@@ -97,7 +99,7 @@ class WandbBackend(Backend):
             performed=len(new), failed=sum(r.state in ("failed", "crashed") for r in new)
         )
 
-    def control(self, sweep_id: str, command: str) -> str:
+    def control(self, sweep_id: str, command: str, *, crash_grace_s: float = 0.0) -> str:
         """The state change `wandb sweep --stop|--cancel|--pause|--resume` makes, through wandb's own helper."""
         import wandb
         from wandb.apis.public.sweeps import _set_sweep_state
