@@ -15,6 +15,7 @@ Protocol, one line each: ``watch PGID TOKEN`` and ``forget TOKEN``.
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +36,9 @@ class Guard:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "sweepkit.guard"],
             stdin=subprocess.PIPE,
+            # It says nothing, and must not hold the agent's output open (`agent | tee`).
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,  # the terminal's Ctrl-C and hang-up are not for it
         )
         return self
@@ -71,7 +75,7 @@ def serve(commands: IO[str], grace_s: float = GRACE_S) -> None:
         return
     # Each run got SIGTERM from the kernel already (its agent died); now every process of it.
     for token, pgid in watched.items():
-        proctree.signal_all(proctree.members(pgid, token), proctree.signal.SIGTERM)
+        proctree.signal_all(proctree.members(pgid, token), signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(proctree.members(p, t) for t, p in watched.items()):
         time.sleep(0.1)

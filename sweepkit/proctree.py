@@ -50,7 +50,16 @@ def members(pgid: int, token: str, *, proc: str = PROC) -> set[int]:
     >>> members(2**22 + 12345, "no-such-run", proc="/nonexistent")
     set()
     """
-    needle = f"{TOKEN_VARIABLE}={token}".encode()
+    return _scan(pgid, TOKEN_VARIABLE, token, proc)
+
+
+def carrying(variable: str, value: str) -> set[int]:
+    """Live processes whose environment (as they were started) sets `variable` to `value`."""
+    return _scan(None, variable, value, PROC)
+
+
+def _scan(pgid: int | None, variable: str, value: str, proc: str) -> set[int]:
+    needle = f"{variable}={value}".encode()
     found = set()
     me = os.getpid()
     try:

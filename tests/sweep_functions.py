@@ -153,7 +153,7 @@ def clings_on() -> None:
         while True:
             try:
                 time.sleep(1)
-            except:  # noqa: E722 - the point of this function
+            except:  # noqa: E722, SIM105 - the point of this function
                 pass
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -86,7 +87,10 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     # A tag in every descendant's environment, to find any process left behind.
     monkeypatch.setenv("SWEEPKIT_TEST_TAG", uuid.uuid4().hex)
-    return tmp_path
+    yield tmp_path
+    for pid in tagged_processes():  # a failed test leaves nothing running into the next ones
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def tagged_processes() -> list[int]:

@@ -231,7 +231,7 @@ def test_a_program_run_and_the_workers_it_started_end_when_the_sweep_is_canceled
     assert not tagged_processes()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
 def test_workers_and_their_runs_stop_when_their_launcher_is_killed_or_hung_up(workdir, signum):
     sweep_id = create(workdir, GRID_3)
     launcher = subprocess.Popen(
@@ -241,7 +241,9 @@ def test_workers_and_their_runs_stop_when_their_launcher_is_killed_or_hung_up(wo
     )  # fmt: skip
     wait_for_running(workdir, sweep_id, 2)
     launcher.send_signal(signum)
-    launcher.communicate(timeout=120)
+    _, err = launcher.communicate(timeout=120)
+    # A hang-up is passed on and waited for (the workers' exit code, 143); a SIGKILL cannot be.
+    assert launcher.returncode == (-signal.SIGKILL if signum == signal.SIGKILL else 143), err
     assert none_left(60) == []
     # Each worker heard it (SIGTERM from the kernel, or the hang-up passed on) and said so.
     assert status(workdir, sweep_id)["counts"] == {"preempted": 2}
