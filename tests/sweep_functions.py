@@ -151,9 +151,9 @@ def clings_on() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _write_pids(run.config["x"], pids)
         while True:
-            try:
+            try:  # noqa: SIM105 - a bare except that swallows signals is the point
                 time.sleep(1)
-            except:  # noqa: E722, SIM105 - the point of this function
+            except:  # noqa: E722
                 pass
 
 
