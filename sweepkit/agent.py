@@ -77,14 +77,11 @@ def check_runnable(sweep_config: dict[str, Any], function: str | None) -> None:
     """Fail before any run starts if runs could not start here.
 
     Raises:
-        ConfigError: the sweep's `program` does not exist (when no --function
-            replaces it), or the function does not import.
+        ConfigError: the sweep's command needs a program that does not exist
+            (when no --function replaces it), or the function does not import.
     """
-    if "program" in sweep_config and function is None:
-        if not Path(sweep_config["program"]).is_file():
-            raise ConfigError(
-                f"program {sweep_config['program']!r} does not exist (relative to {os.getcwd()})"
-            )
+    if program.runs_a_command(sweep_config, function):
+        program.check(sweep_config)
         return
     resolve_function(function or DEFAULT_FUNCTION)
 
@@ -177,7 +174,7 @@ class Executor:
 
     def __init__(self, sweep_config: dict[str, Any], function: str | None) -> None:
         self.sweep_config = sweep_config
-        self.is_program = "program" in sweep_config and function is None
+        self.is_program = program.runs_a_command(sweep_config, function)
         self.function = function or DEFAULT_FUNCTION
         check_runnable(sweep_config, function)  # a bad --function fails now, not in every run
         if self.is_program:
@@ -194,7 +191,10 @@ class Executor:
         self, run_config: dict[str, Any], env: dict[str, str], scratch: Path, log_file: Path
     ) -> RunProcess:
         if self.is_program:
-            argv = program.build_command(self.sweep_config, run_config, scratch / "args.json")
+            args_file = scratch / "args.json"
+            if "${args_json_file}" in program.command_of(self.sweep_config):
+                args_file.write_text(program.args_json(run_config))  # as W&B's agent does
+            argv = program.build_command(self.sweep_config, run_config, args_file)
             # A program may run another Python with another wandb: it starts its own service.
             program_env = {k: v for k, v in {**os.environ, **env}.items() if k != "WANDB_SERVICE"}
             # Unbuffered, so that the agent relays a program's lines as they come.
@@ -441,7 +441,10 @@ class _Agent:
         self.screen.follow(log_file)
         token = proctree.new_token(run.id)
         env = run_environment(self.sweep, run, self.wandb_dir, param_path, token)
-        process = self.executor.start(run.config, env, scratch, log_file)
+        try:
+            process = self.executor.start(run.config, env, scratch, log_file)
+        except OSError as exc:  # its command does not exist or cannot be executed
+            return self._record_not_started(run, f"its command could not start: {exc}")
         assert process.pid is not None
         self.guard.watch(process.pid, token)  # should this agent die, the guard ends the run
         self.screen.refresh()
@@ -488,6 +491,15 @@ class _Agent:
             note(f"{prefix}run {run.id}: {problem}")
         self.screen.refresh()
         return state, error
+
+    def _record_not_started(self, run: ClaimedRun, error: str) -> tuple[RunState, str | None]:
+        """A run whose process could not start is a failed run, counted as any other."""
+        self.store.finish_run(
+            self.sweep_id, run.id, state=RunState.FAILED, progress=None, summary={},
+            run_dir=None, error=error,
+        )  # fmt: skip
+        note(f"{self.prefix}run {run.id} failed: {error}")
+        return RunState.FAILED, error
 
 
 class _RunWatch:

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from sweepkit import yaml12
 from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES, AgentOptions
 from sweepkit.credentials import use_wandb_server
 from sweepkit.errors import ConfigError, SweepkitError
@@ -154,17 +155,21 @@ FunctionOption = Annotated[
 def validate(file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")]) -> None:
     """Check a sweep YAML against W&B's sweep schema; print every problem, one per line.
 
-    Exit code 0 and a one-line summary when it is valid, 2 when it is not.
+    Exit code 2 when the sweeps engine cannot run it. Other schema violations are
+    warnings, as on W&B (which creates the sweep and says "Malformed sweep config
+    detected"): exit code 0 and a one-line summary.
     """
-    from sweepkit.config import read_yaml, summarize, violations
+    from sweepkit.config import check, read_yaml, summarize
     from sweepkit.engine import caveat
 
     config = read_yaml(file)
-    problems = violations(config)
-    if problems:
-        for problem in problems:
+    findings = check(config)
+    if findings.errors:
+        for problem in findings.errors:
             print(f"{file}: {problem}", file=sys.stderr)
         raise typer.Exit(2)
+    for warning in findings.warnings:
+        _warn(f"{file}: {warning}")
     print(f"{file}: ok, {summarize(config)}")
     if known_bug := caveat(config):
         note(known_bug)
@@ -188,7 +193,7 @@ def create(
     from sweepkit.backends import backend_for_new_sweep
     from sweepkit.config import load_sweep_config
 
-    config = load_sweep_config(file)
+    config = load_sweep_config(file, on_warning=_warn)
     chosen = backend_for_new_sweep(backend, store)
     sweep_id = chosen.create(config, project=project, entity=entity, name=name)
     print(sweep_id)
@@ -373,7 +378,7 @@ def run(
     from sweepkit.backends import backend_for_new_sweep
     from sweepkit.config import load_sweep_config
 
-    config = load_sweep_config(file)
+    config = load_sweep_config(file, on_warning=_warn)
     launch.preflight(config)
     chosen = backend_for_new_sweep(backend, store)
     sweep_id = chosen.create(config, project=project, entity=entity)
@@ -531,10 +536,16 @@ def parse_settings(settings: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set takes KEY=VALUE, got {item!r} (e.g. --set lr=0.01)")
         try:
-            config[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            config[key.strip()] = yaml12.load_yaml(value) if value.strip() else ""
         except yaml.YAMLError:
             config[key.strip()] = value
     return config
+
+
+def _warn(message: str) -> None:
+    """A schema violation the engine runs anyway: said, as W&B says it, and not refused."""
+    print(f"warning: {message} (W&B warns and runs it; so does sweepkit)",
+          file=sys.stderr)  # fmt: skip
 
 
 def _pick_wandb_mode() -> None:

@@ -1,16 +1,22 @@
-"""Load a sweep YAML and check it against W&B's own sweep schema, reporting every violation.
+"""Load a sweep YAML and check it as W&B does: refuse what cannot run, warn about the rest.
 
 The schema and the search-space semantics belong to W&B's open-source `sweeps`
 engine; this module adds only what the engine reports poorly or not at all:
-the path of each violation, empty `values`, and a dry first suggestion that
-catches configs the schema accepts but the engine cannot run (bayes without a
-metric, a continuous distribution in a grid).
+the path of each violation (and, among the schema's alternatives, the one the
+author meant), empty `values`, numbers as YAML 1.2 reads them, and a dry first
+suggestion that decides whether the engine can run the config at all.
+
+W&B's server checks a new sweep against the same schema and creates it anyway,
+printing the violations as a warning ("Malformed sweep config detected"); the
+engine then runs what it can. So does sweepkit: a config the engine cannot run
+is refused (exit 2), every other violation is a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +25,9 @@ import jsonschema
 import yaml
 
 from sweepkit import engine
-from sweepkit.engine import HyperParameter, HyperParameterSet
+from sweepkit.engine import SWEEPKIT_KEYS, HyperParameter, HyperParameterSet
 from sweepkit.errors import ConfigError
+from sweepkit.yaml12 import load_yaml
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,17 +43,30 @@ class SweepSummary:
         return f"{self.method} sweep, {self.parameters} parameters{size}"
 
 
-def load_sweep_config(path: str | Path) -> dict[str, Any]:
-    """Read a sweep YAML and validate it.
+@dataclasses.dataclass(frozen=True)
+class Findings:
+    """What checking a sweep config found."""
+
+    errors: list[str]  # the engine cannot run it (or sweepkit cannot keep its promise): refused
+    warnings: list[str]  # schema violations the engine runs anyway, as W&B warns and runs them
+
+
+def load_sweep_config(path: str | Path, *, on_warning: Any = None) -> dict[str, Any]:
+    """Read a sweep YAML and check it; pass each warning to `on_warning` (a callable).
 
     Raises:
-        ConfigError: the file is missing, is not YAML, or violates the schema;
-            the message lists every violation, one per line.
+        ConfigError: the file is missing, is not YAML, or cannot run; the
+            message lists every problem, one per line.
     """
     config = read_yaml(path)
-    problems = violations(config)
-    if problems:
-        raise ConfigError(f"{path}: {len(problems)} problem(s)\n" + "\n".join(problems))
+    findings = check(config)
+    if findings.errors:
+        raise ConfigError(
+            f"{path}: {len(findings.errors)} problem(s)\n" + "\n".join(findings.errors)
+        )
+    for warning in findings.warnings:
+        if on_warning is not None:
+            on_warning(f"{path}: {warning}")
     return config
 
 
@@ -57,7 +77,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
-        config = yaml.safe_load(text)
+        config = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -70,13 +90,66 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def check(config: Mapping[str, Any]) -> Findings:
+    """Sort a config's problems into what is refused and what is only warned about.
+
+    The engine decides: if it cannot make a first suggestion (or sweepkit a
+    promise: `run_cap`, empty `values`, bayes or early termination without a
+    metric), every problem is an error, as any of them may be why. Otherwise
+    each is a warning, as on W&B.
+
+    >>> check({"method": "random", "parameters": {"lr": {"min": 0.1, "max": 0.01}}}).errors
+    ['parameters.lr: min 0.1 is not less than max 0.01']
+    >>> check({"method": "grid", "metric": {"name": "acc", "goal": "maximise"},
+    ...        "parameters": {"a": {"values": [1]}}}).warnings
+    ["metric.goal: 'maximise' is not one of ['minimize', 'maximize']"]
+    """
+    problems = violations(config)
+    # sweepkit's own keys and empty values: the store and the engine would break on them.
+    broken = [
+        p for p in problems if p.split(".")[0].split(":")[0] in SWEEPKIT_KEYS or "is empty" in p
+    ]
+    broken += [
+        f"{key}: the sweep runs a W&B Launch job; sweepkit runs its program: or command:, "
+        "or a --function"
+        for key in ("job", "image_uri")
+        if key in config
+    ]
+    if isinstance(config.get("command"), list):
+        from sweepkit.program import missing_program  # imports wandb: only for a command
+
+        broken += [f"command: {missing}" for missing in [missing_program(dict(config))] if missing]
+    cannot = _engine_refusals(config)
+    if not broken and not cannot:
+        return Findings([], problems + _command_warnings(config))
+    # Any problem may be why the engine refused; its own words are added unless they repeat one.
+    said = [
+        r
+        for r in cannot
+        if (m := _with_parameter_path(r.removeprefix(ENGINE_CANNOT), config)) not in problems
+        and not _repeats(m, problems)
+    ]
+    return Findings(list(dict.fromkeys(problems + broken + said)), [])
+
+
+def _command_warnings(config: Mapping[str, Any]) -> list[str]:
+    if not isinstance(config.get("command"), list):
+        return []
+    from sweepkit.program import unknown_macros  # imports wandb: only for configs with a command
+
+    return [
+        f"command: {macro} is not a macro `wandb agent` knows: it expands to nothing"
+        for macro in unknown_macros(dict(config))
+    ]
+
+
 def violations(config: Mapping[str, Any]) -> list[str]:
-    """Every problem of a sweep config, one ``path: message`` per entry, deduplicated.
+    """Every schema violation of a sweep config, one ``path: message`` per entry, deduplicated.
 
     >>> violations({"method": "grid", "parameters": {"lr": {"min": 0.1, "max": 0.01}}})
     ['parameters.lr: min 0.1 is not less than max 0.01']
-    >>> violations({"method": "bayes", "parameters": {"lr": {"values": [1, 2]}}})
-    ['metric: bayes search needs a metric to optimise (metric: {name: ..., goal: ...})']
+    >>> violations({"method": "grid", "parameters": {"img_size": {"values": 256}}})
+    ['parameters.img_size.values: must be a list (values: [256]), not 256']
     """
     errors = list(engine.schema_errors(config))
     empty = _empty_values(config.get("parameters"))
@@ -84,21 +157,19 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     problems = [
         m
         for m in map(_schema_message, errors)
-        if not any(m.startswith(e.split(".values:")[0] + ":") for e in empty)
+        if not any(m.startswith(e.split(".values:")[0]) for e in empty)
     ]
     problems += empty
     try:  # the engine's checks beyond the schema: min < max, probabilities, deprecated distributions
         extra = engine.engine_violations(config)
-    except ValueError as exc:  # it raises instead of reporting on a non-mapping parameter
-        extra = [str(exc)]
+    except Exception as exc:  # it raises instead of reporting on some malformed parameters
+        extra = [_one_line(exc)]
     raw_schema_messages = {e.message for e in errors}
     for message in extra:
         message = _with_parameter_path(message, config)
         # Skip the engine's repeats of what the schema (with a path) or `empty` already said.
         if message not in raw_schema_messages and not _repeats(message, problems):
             problems.append(message)
-    if not problems:
-        problems += _engine_refusals(config)
     return list(dict.fromkeys(problems))
 
 
@@ -140,10 +211,62 @@ def _grid_points(param: HyperParameter) -> int | None:
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
-    # "is not valid under any of the given schemas" says nothing; the closest branch says more.
-    best = jsonschema.exceptions.best_match(error.context) if error.context else error
-    path = ".".join(str(p) for p in best.absolute_path) or "(top level)"
-    return f"{path}: {best.message}"
+    """``path: message`` for one schema error; for a choice between alternatives (a
+    parameter's distributions), the error of the alternative the author most likely meant."""
+    chosen = _closest(error)
+    message = chosen.message
+    if chosen.validator == "enum" and list(chosen.absolute_path)[-1:] == ["distribution"]:
+        known = sorted(_distributions(error))
+        message = f"{chosen.instance!r} is not a distribution the engine knows ({', '.join(known)})"
+    elif chosen.validator == "type" and list(chosen.absolute_path)[-1:] == ["values"]:
+        message = f"must be a list (values: [{chosen.instance!r}]), not {chosen.instance!r}"
+    path = ".".join(str(p) for p in chosen.absolute_path) or "(top level)"
+    return f"{path}: {message}"
+
+
+ENGINE_CANNOT = "the sweeps engine cannot run this config: "
+_SHAPE = {"required", "additionalProperties"}  # the instance has another shape than the branch
+
+
+def _closest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """Among a failed choice's alternatives (``anyOf``), the one that fits best: its
+    `distribution` matches, then it misses or has the fewest keys, then the fewest errors.
+    jsonschema's own `best_match` prefers the shallowest error, which for ``values: 256``
+    is "'distribution' is a required property" of some other distribution."""
+    if not error.context:
+        return error
+    depth = len(error.absolute_path)
+    branches: dict[Any, list[jsonschema.ValidationError]] = defaultdict(list)
+    for sub in error.context:
+        branches[sub.relative_schema_path[0]].append(sub)
+
+    def wrong_distribution(e: jsonschema.ValidationError) -> bool:
+        if e.validator == "additionalProperties":  # a branch with no distribution at all
+            return isinstance(e.instance, dict) and "distribution" in set(e.instance) - set(
+                e.schema.get("properties", {})
+            )
+        return list(e.absolute_path)[depth : depth + 1] == ["distribution"]
+
+    def fit(leaves: list[jsonschema.ValidationError]) -> tuple[int, int, int]:
+        shape = sum(e.validator in _SHAPE for e in leaves)
+        return (sum(map(wrong_distribution, leaves)), shape, len(leaves))
+
+    leaves = min(([_closest(e) for e in errs] for errs in branches.values()), key=fit)
+    return min(leaves, key=lambda e: (e.validator in _SHAPE, -len(e.absolute_path)))
+
+
+def _distributions(error: jsonschema.ValidationError) -> set[str]:
+    """Every distribution name the alternatives of a parameter's schema accept."""
+    names: set[str] = set()
+    for sub in error.context or []:
+        if sub.validator == "enum" and list(sub.absolute_path)[-1:] == ["distribution"]:
+            names.update(sub.validator_value)
+        names |= _distributions(sub)
+    return names
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _empty_values(parameters: Any, prefix: str = "parameters") -> list[str]:
@@ -160,11 +283,23 @@ def _empty_values(parameters: Any, prefix: str = "parameters") -> list[str]:
 
 
 def _engine_refusals(config: Mapping[str, Any]) -> list[str]:
-    """Ask the engine for a first suggestion; its refusal is a config problem."""
+    """Ask the engine for a first suggestion (and early termination for a first check); its
+    refusal, whatever it raises on either release, is a reason the config cannot run."""
+    refusals = []
     if config.get("method") == "bayes" and "metric" not in config:
-        return ["metric: bayes search needs a metric to optimise (metric: {name: ..., goal: ...})"]
+        refusals.append(
+            "metric: bayes search needs a metric to optimise (metric: {name: ..., goal: ...})"
+        )
+    if "early_terminate" in config and "metric" not in config:
+        refusals.append(
+            "metric: early_terminate stops runs by a metric: add metric: {name: ..., goal: ...}"
+        )
+    if refusals:
+        return refusals
     try:
         engine.next_run(config, [])
-    except (ValueError, KeyError, TypeError) as exc:
-        return [f"method: the sweeps engine cannot run this config: {exc}"]
+        if "early_terminate" in config:
+            engine.stop_runs(config, [])
+    except Exception as exc:
+        return [ENGINE_CANNOT + _one_line(exc)]
     return []

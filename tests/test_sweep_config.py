@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from sweepkit.config import load_sweep_config, summarize, violations
+from sweepkit.config import check, load_sweep_config, summarize, violations
 from sweepkit.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,18 +49,62 @@ def test_every_violation_is_reported_with_its_path():
             },
             "cannot run",
         ),
+        ({"method": "grid"}, "parameters"),
+        (
+            {"method": "grid", "parameters": {"img_size": {"values": 256}}},
+            "parameters.img_size.values: must be a list (values: [256])",
+        ),
+        (
+            {"method": "random", "parameters": {"lr": {"min": 1, "max": "high"}}},
+            "parameters.lr.max: 'high' is not of type 'number'",
+        ),
         (
             {
                 "method": "random",
-                "parameters": {"lr": {"distribution": "log_uniform", "min": -5, "max": -1}},
+                "early_terminate": {"type": "hyperband", "min_iter": 2},
+                "parameters": {"a": {"values": [1]}},
             },
-            "log_uniform_values",
+            "metric: early_terminate stops runs by a metric",
         ),
-        ({"method": "grid"}, "parameters"),
     ],
 )
 def test_configs_the_engine_cannot_run_are_refused(config, fragment):
-    assert any(fragment in p for p in violations(config))
+    findings = check(config)
+    assert any(fragment in p for p in findings.errors), findings
+    assert findings.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (
+            {"parameters": {"lr": {"distribution": "log_uniform", "min": -9.2, "max": -4.6}}},
+            "log_uniform_values",
+        ),
+        ({"metric": {"name": "acc", "goal": "maximise"}}, "metric.goal: 'maximise' is not one of"),
+        (
+            {"description": "fine", "controller": {"type": "local"}, "foo": 1},
+            "'foo' was unexpected",
+        ),
+    ],
+)
+def test_what_the_engine_runs_anyway_is_a_warning_as_on_wandb(change, fragment):
+    config = {"method": "random", "parameters": {"lr": {"min": 0.001, "max": 0.1}}, **change}
+    findings = check(config)
+    assert findings.errors == []
+    assert [w for w in findings.warnings if fragment in w] == findings.warnings != []
+
+
+def test_scientific_notation_without_a_dot_is_a_number(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        "method: random\nparameters:\n  lr: {min: 1e-5, max: 1e-2}\n"
+        "  wd: {values: [3e-4, 0, 1E+1]}\n  tag: {value: 1e-5x}\n"
+    )
+    config = load_sweep_config(path)
+    assert config["parameters"]["lr"] == {"min": 1e-5, "max": 1e-2}
+    assert config["parameters"]["wd"]["values"] == [3e-4, 0, 10.0]
+    assert config["parameters"]["tag"]["value"] == "1e-5x"  # not a number: left a string
 
 
 def test_summary_counts_grid_points_including_int_ranges_and_nesting():

@@ -74,13 +74,14 @@ class WandbBackend(Backend):
 
         from sweepkit.agent import resolve_function
         from sweepkit.backends.base import DEFAULT_FUNCTION
+        from sweepkit.program import runs_a_command
 
         # An unknown id fails here, with our message. W&B's agent prints its own lines and
         # runs in this process: options.label and options.log_dir have nothing to add.
         sweep = self.sweep(sweep_id)
         before = {r.id for r in sweep.runs}
-        if function is None and "program" in sweep.config:
-            target = None  # wandb.agent runs the sweep's program itself
+        if runs_a_command(sweep.config, function):
+            target = None  # wandb.agent runs the sweep's command itself
         else:
             target = resolve_function(function or DEFAULT_FUNCTION)
         options = options or AgentOptions()
