@@ -128,6 +128,7 @@ def test_the_known_0_2_bugs_are_said_where_they_apply(monkeypatch, release, meth
         assert "bayes" in line and engine.GET_0_3 in line and "\n" not in line
 
 
+@pytest.mark.slow
 def test_the_agent_says_once_what_engine_0_2_gets_wrong_and_only_there(workdir):
     from tests.test_cli import sweepkit
     from tests.test_sweep_cli import create

@@ -76,6 +76,7 @@ CLAIMER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_store_survives_sigkill_in_the_middle_of_claims(tmp_path):
     """Claims at full speed, killed at random moments: never a torn row, never a point twice."""
     from sweepkit.backends.store import Store
@@ -112,6 +113,7 @@ def test_store_survives_sigkill_in_the_middle_of_claims(tmp_path):
     assert len(rows) == 300 and len({c for c, _ in rows}) == 300
 
 
+@pytest.mark.slow
 def test_consecutive_failures_make_the_agent_give_up_naming_the_error(workdir):
     sweep_id = create(workdir, GRID_6)
     result = sweepkit(
@@ -122,6 +124,7 @@ def test_consecutive_failures_make_the_agent_give_up_naming_the_error(workdir):
     assert status(workdir, sweep_id)["counts"] == {"failed": 2}  # the other points are still there
 
 
+@pytest.mark.slow
 def test_a_hanging_run_is_bounded_by_run_timeout(workdir):
     sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1]}\n")
     started = time.monotonic()
@@ -151,6 +154,7 @@ def test_eight_agents_on_one_grid(workdir):
     assert sorted(r["config"]["x"] for r in info["runs"]) == [float(v) for v in range(16)]
 
 
+@pytest.mark.slow
 def test_pause_holds_agents_and_resume_lets_them_go_on(workdir):
     sweep_id = create(workdir, GRID_6)
     assert sweepkit("pause", sweep_id, cwd=workdir).stdout.strip() == f"{sweep_id}: paused"
@@ -163,6 +167,7 @@ def test_pause_holds_agents_and_resume_lets_them_go_on(workdir):
     assert status(workdir, sweep_id)["counts"] == {"finished": 6}
 
 
+@pytest.mark.slow
 def test_stop_lets_the_running_run_finish_and_starts_no_new_one(workdir):
     sweep_id = create(workdir, GRID_6)
     running = agent(workdir, sweep_id, "-f", "tests.sweep_functions:slow_curve")
@@ -177,6 +182,7 @@ def test_stop_lets_the_running_run_finish_and_starts_no_new_one(workdir):
     )
 
 
+@pytest.mark.slow
 def test_cancel_kills_the_running_run_within_seconds(workdir):
     sweep_id = create(workdir, GRID_6)
     running = agent(workdir, sweep_id, "-f", "tests.sweep_functions:hangs")
@@ -237,6 +243,7 @@ def test_wandb_unreachable_backs_off_then_fails_in_one_line(monkeypatch):
 SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shape of a W&B API key
 
 
+@pytest.mark.slow
 def test_the_api_key_is_never_written_by_a_local_sweep(workdir, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", SECRET)
     good = workdir / "s.yaml"

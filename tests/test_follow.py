@@ -111,6 +111,7 @@ def test_metric_names_reach_into_nested_summaries():
     assert metric_value({"val_acc": "high"}, "val_acc") is None
 
 
+@pytest.mark.slow
 def test_status_target_and_scheduler_use_the_summary_metric(workdir):
     sweep_id = create(
         workdir,
@@ -125,6 +126,7 @@ def test_status_target_and_scheduler_use_the_summary_metric(workdir):
     assert info["state"] == "finished"
 
 
+@pytest.mark.slow
 def test_a_summary_only_metric_and_a_run_never_finished_reach_status(workdir):
     summary = create(
         workdir, "method: grid\nmetric: {name: score}\nparameters:\n  x: {values: [1.5]}\n"

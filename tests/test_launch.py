@@ -117,6 +117,7 @@ def test_gpus_all_without_a_gpu_is_one_line_and_exit_2(workdir):
     assert result.returncode == 2 and "cannot be combined" in result.stderr
 
 
+@pytest.mark.slow
 def test_two_cpu_workers_finish_every_run_once_with_a_log_per_run(workdir):
     sweep_id = create(
         workdir,
@@ -148,6 +149,7 @@ def wait_for_running(workdir: Path, sweep_id: str, n: int, timeout: float = 60) 
     raise AssertionError(f"{n} runs never ran at once")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sigints", "expected_state"), [(1, "finished"), (2, "killed")])
 def test_ctrl_c_once_finishes_runs_twice_kills_them_and_no_process_is_left(
     workdir, sigints, expected_state

@@ -80,6 +80,7 @@ def test_a_run_is_recorded_once_even_if_the_reaper_and_its_agent_race(tmp_path):
     assert store.reap(sweep_id, crash_grace_s=0.0) == []
 
 
+@pytest.mark.slow
 def test_a_run_that_finished_as_its_agent_died_is_recorded_finished_not_run_again(workdir):
     sweep_id = create(workdir, GRID_3)
     first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:finishes_then_kills_its_agent")
@@ -94,6 +95,7 @@ def test_a_run_that_finished_as_its_agent_died_is_recorded_finished_not_run_agai
     assert info["state"] == "finished"
 
 
+@pytest.mark.slow
 def test_a_point_whose_retries_are_spent_is_not_lost_silently(workdir):
     sweep_id = create(workdir, GRID_3)
     first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:kills_its_agent_at_x_1")
@@ -119,6 +121,7 @@ def test_a_point_whose_retries_are_spent_is_not_lost_silently(workdir):
     ]
 
 
+@pytest.mark.slow
 def test_sigterm_preempts_the_run_and_its_point_is_run_again(workdir):
     sweep_id = create(workdir, GRID_3)
     first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:slow_curve")
@@ -137,6 +140,7 @@ def test_sigterm_preempts_the_run_and_its_point_is_run_again(workdir):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cancel_reaps_the_runs_whose_agents_died(workdir):
     sweep_id = create(workdir, GRID_3)
     first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:slow_curve")
@@ -150,6 +154,7 @@ def test_cancel_reaps_the_runs_whose_agents_died(workdir):
     assert run["state"] == "crashed"  # not `running` forever
 
 
+@pytest.mark.slow
 def test_sys_exit_0_in_a_function_is_a_finished_run(workdir):
     sweep_id = create(
         workdir, "method: grid\nmetric: {name: loss}\nparameters:\n  x: {values: [1.0]}\n"
@@ -189,6 +194,7 @@ def test_processes_a_run_leaves_behind_end_with_it(workdir):
     assert not tagged_processes()
 
 
+@pytest.mark.slow
 def test_a_run_that_ignores_sigterm_and_its_children_die_with_a_sigkilled_agent(workdir):
     sweep_id = create(workdir, GRID_3)
     first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:clings_on")
@@ -200,6 +206,7 @@ def test_a_run_that_ignores_sigterm_and_its_children_die_with_a_sigkilled_agent(
     assert none_left(GRACE_S + 20) == [], f"left behind of {run_pids}"
 
 
+@pytest.mark.slow
 def test_a_program_run_and_the_workers_it_started_end_when_the_sweep_is_canceled(workdir):
     # The shape of wandb/examples' cross-validation sweep: the program starts five workers.
     (workdir / "cross_validate.py").write_text(
@@ -231,6 +238,7 @@ def test_a_program_run_and_the_workers_it_started_end_when_the_sweep_is_canceled
     assert not tagged_processes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
 def test_workers_and_their_runs_stop_when_their_launcher_is_killed_or_hung_up(workdir, signum):
     sweep_id = create(workdir, GRID_3)
@@ -252,6 +260,7 @@ def test_workers_and_their_runs_stop_when_their_launcher_is_killed_or_hung_up(wo
 # Store failures after opening: one line, the runs left recoverable -------------------------
 
 
+@pytest.mark.slow
 def test_a_damaged_store_is_one_error_line_for_every_command(workdir):
     sweep_id = create(workdir, GRID_3)
     assert sweepkit("agent", sweep_id, "--count", "1", "-f", "tests.sweep_functions:quadratic",
@@ -284,6 +293,7 @@ def test_a_store_deleted_under_a_running_agent_stops_it_within_a_heartbeat(workd
     assert not tagged_processes()
 
 
+@pytest.mark.slow
 def test_a_store_locked_by_another_process_is_waited_for_with_a_message(workdir):
     sweep_id = create(workdir, GRID_3)
     holder = subprocess.Popen(
@@ -316,6 +326,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_the_store_is_one_line_and_the_run_is_recovered(
     workdir, small_disk, monkeypatch
 ):
@@ -342,6 +353,7 @@ def test_a_full_disk_under_the_store_is_one_line_and_the_run_is_recovered(
 # What a run does, said as it is ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_function_raising_keyboardinterrupt_fails_with_one_traceback(workdir):
     sweep_id = create(workdir, GRID_3.replace("[1.0, 2.0, 3.0]", "[1.0]"))
     result = sweepkit("agent", sweep_id, "-f", "tests.sweep_functions:interrupts_itself",
@@ -352,6 +364,7 @@ def test_a_function_raising_keyboardinterrupt_fails_with_one_traceback(workdir):
     assert run["state"] == "failed" and "KeyboardInterrupt" in run["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("function", "metric", "said"),
     [

@@ -57,6 +57,7 @@ def test_the_total_is_the_grid_or_the_run_cap_whichever_is_less():
     assert sweep_total({"method": "random", "parameters": {"x": {"min": 0.0, "max": 1.0}}}) is None
 
 
+@pytest.mark.slow
 def test_an_agent_relays_each_runs_output_and_keeps_it_in_the_runs_log_file(workdir):
     sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1.0]}\n")
     result = sweepkit("agent", sweep_id, "-f", "tests.sweep_functions:prints", cwd=workdir)

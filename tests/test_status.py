@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.test_cli import sweepkit
 from tests.test_sweep_cli import create, status, write
 from tests.wandb_disk import run_summary
@@ -14,6 +16,7 @@ from tests.wandb_disk import run_summary
 ONE_POINT = "method: grid\nparameters:\n  x: {values: [1.0]}\n"
 
 
+@pytest.mark.slow
 def test_a_failed_runs_error_is_in_the_table_in_json_and_in_full_with_run(workdir):
     sweep_id = create(workdir, ONE_POINT)
     sweepkit("agent", sweep_id, "-f", "tests.sweep_functions:raises", cwd=workdir)
@@ -34,6 +37,7 @@ def test_a_failed_runs_error_is_in_the_table_in_json_and_in_full_with_run(workdi
     assert run["id"] in full.stdout and "failed" in full.stdout and "config.x" in full.stdout
 
 
+@pytest.mark.slow
 def test_status_with_no_id_lists_every_sweep_of_the_store(workdir):
     first = create(workdir, "name: first-try\n" + ONE_POINT)
     second = create(workdir, "method: random\nparameters:\n  x: {min: 0.0, max: 1.0}\n")
@@ -69,6 +73,7 @@ def test_runs_have_readable_names_that_wandb_records(workdir):
     assert [run_summary(r["location"])["name"] for r in runs] == ["my-grid-1", "my-grid-2"]
 
 
+@pytest.mark.slow
 def test_the_yamls_project_and_entity_are_honoured_and_flags_win(workdir):
     yaml_text = "project: mnist-yaml\nentity: team-yaml\n" + ONE_POINT
     from_yaml = create(workdir, yaml_text)

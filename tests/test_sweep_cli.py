@@ -79,6 +79,7 @@ def test_four_agent_processes_finish_a_12_point_grid_each_point_once(workdir):
     assert all(Path(r["location"]).is_dir() for r in info["runs"])
 
 
+@pytest.mark.slow
 def test_run_cap_holds_with_parallel_agents(workdir):
     sweep_id = create(
         workdir,
@@ -93,6 +94,7 @@ def test_run_cap_holds_with_parallel_agents(workdir):
     assert status(workdir, sweep_id)["counts"] == {"finished": 5}
 
 
+@pytest.mark.slow
 def test_program_sweep_with_boolean_flags_runs_unchanged(workdir):
     program = REPO / "tests" / "flags_program.py"
     sweep_id = create(
@@ -159,7 +161,7 @@ def store_digest(workdir: Path) -> str | None:
     ("args", "message"),
     [
         (["create", "{malformed}"], "not valid YAML at line"),
-        (["create", "{violation}"], "metric.goal"),
+        (["create", "{violation}"], "parameters.x.values: must be a list"),
         (["create", "missing.yaml"], "cannot read missing.yaml"),
         (["create", "{good}", "--backend", "wandb"], "no W&B credentials"),
         (["create", "{good}", "--backend", "cloud"], "--backend must be one of"),
@@ -173,7 +175,7 @@ def store_digest(workdir: Path) -> str | None:
         ),
         (["status", "local-nosuchid"], "unknown sweep local-nosuchid"),
         (["status", "{existing}", "--run", "nosuch"], "has no run 'nosuch'"),
-        (["run", "{violation}"], "metric.goal"),
+        (["run", "{violation}"], "parameters.x.values: must be a list"),
         # `run` checks everything before it creates the sweep: nothing is left behind.
         (["run", "{no_program}"], "program 'nosuch.py' does not exist"),
         (["run", "{good}", "--function", "nosuchmodule:main"], "cannot import nosuchmodule"),
@@ -186,7 +188,7 @@ def test_bad_input_is_one_line_nonzero_and_leaves_the_store_unchanged(workdir, a
     write(workdir / "malformed.yaml", "method: grid\nparameters: [\n")
     write(
         workdir / "violation.yaml",
-        "method: grid\nmetric: {name: a, goal: up}\nparameters:\n  x: {values: [1]}\n",
+        "method: grid\nmetric: {name: a}\nparameters:\n  x: {values: 1}\n",
     )
     write(
         workdir / "no_program.yaml",
@@ -262,6 +264,7 @@ def one_line_error(result: subprocess.CompletedProcess[str], message: str) -> No
     assert message in errors[0]
 
 
+@pytest.mark.slow
 def test_agent_on_a_finished_sweep_says_there_is_nothing_left(workdir):
     sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1.0]}\n")
     assert (
@@ -296,6 +299,7 @@ def test_a_program_that_does_not_exist_is_one_line(workdir):
     assert status(workdir, sweep_id)["runs"] == []  # nothing claimed
 
 
+@pytest.mark.slow
 def test_a_function_beside_the_users_files_imports_as_under_python_m(workdir):
     write(
         workdir / "train_wine.py",

@@ -86,6 +86,7 @@ def test_what_cannot_run_is_one_error_line_and_nothing_is_created(workdir, yaml_
     assert not (workdir / ".sweepkit").exists()  # no store, no sweep: nothing half-made
 
 
+@pytest.mark.slow
 def test_a_command_without_a_program_runs_the_command(workdir):
     (workdir / "mypkg").mkdir()
     (workdir / "mypkg" / "__init__.py").write_text("")
@@ -101,6 +102,7 @@ def test_a_command_without_a_program_runs_the_command(workdir):
     assert finished_metrics(workdir, sweep_id) == [("finished", 1.5), ("finished", 2.5)]
 
 
+@pytest.mark.slow
 def test_a_program_on_path_runs_through_env_and_a_program_left_unused_is_fine(workdir, monkeypatch):
     bin_dir = workdir / "bin"
     bin_dir.mkdir()
@@ -124,6 +126,7 @@ def test_a_program_on_path_runs_through_env_and_a_program_left_unused_is_fine(wo
         assert finished_metrics(workdir, sweep_id) == [("finished", metric)]
 
 
+@pytest.mark.slow
 def test_args_json_file_holds_the_parameters_when_the_run_starts(workdir):
     (workdir / "train.py").write_text(LOGS_ITS_ARGS)
     sweep_id = create(
