@@ -1,16 +1,28 @@
 """A stand-in for the W&B server at wandb's own API boundary (no server can be reached here).
 
-Patches `wandb.sweep`, `wandb.agent` and `wandb.Api`, records what they were
-called with, and keeps sweeps and runs in memory the way the server would.
+Patches `wandb.sweep`, `wandb.agent` and `wandb.Api`, records every argument
+they were called with, and keeps sweeps and runs in memory the way the server
+would. Its `wandb.agent` behaves as W&B's function agent does: the server
+(here the real `sweeps` engine, which W&B's server runs) hands out each run's
+parameters, the agent sets the environment `wandb agent` sets and calls the
+function in this process, and the run's state, summary and history are what
+the function's real (offline) wandb run logged, read back from its folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import wandb
+import yaml
+
+from sweepkit import engine
+from sweepkit.runlog import find_run_file
+from tests.wandb_disk import history, run_summary
 
 
 @dataclasses.dataclass
@@ -19,6 +31,7 @@ class FakeRun:
     state: str
     config: dict[str, Any]
     summary: dict[str, Any]
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # what it logged
 
     @property
     def name(self) -> str:
@@ -30,9 +43,7 @@ class FakeRun:
 
     def history(self, pandas: bool = True) -> list[dict[str, Any]]:
         assert pandas is False, "sweepkit asks for plain rows"
-        return [
-            {"_step": i, "epoch": i, "loss": self.summary["loss"] + 1 / (i + 1)} for i in range(3)
-        ]
+        return [{"_step": i, **row} for i, row in enumerate(self.rows)]
 
     def logged_artifacts(self) -> list[Any]:
         return []  # these fake runs logged no tables
@@ -67,20 +78,54 @@ class FakeWandbServer:
         return sweep_id
 
     def agent(self, sweep_id, function=None, entity=None, project=None, count=None, **kwargs):
-        """The server hands out `count` runs, recorded as finished with the loss that
-        tests.sweep_functions.quadratic logs for x = 0, 1, 2, ... (the function is not called)."""
-        self.calls.append(("agent", (sweep_id,), {"function": function, "count": count}))
+        """W&B's function agent: up to `count` runs that the engine hands out, each calling
+        `function` with the run's parameters where `wandb.init` finds them. A program sweep
+        (no function) is only recorded: W&B's agent would start the program itself."""
+        self.calls.append(
+            ("agent", (sweep_id,),
+             {"function": function, "entity": entity, "project": project, "count": count, **kwargs})
+        )  # fmt: skip
         sweep = self._get(sweep_id)
-        for i in range(count or 1):
-            x = float(i)
+        if function is None:
+            return
+        for _ in range(count if count is not None else 1_000):
+            suggestion = engine.next_run(sweep.config, [_engine_run(r) for r in sweep.runs])
+            if suggestion is None:
+                return
             sweep.runs.append(
-                FakeRun(
-                    f"run{len(sweep.runs)}",
-                    "finished",
-                    {"x": x},
-                    {"loss": (x - 3) ** 2, "_runtime": 1.5},
-                )
+                self._run_function(sweep_id, function, suggestion.config, len(sweep.runs))
             )
+
+    def _run_function(self, sweep_id, function, config, number) -> FakeRun:
+        run_id = f"run{number}"
+        wandb_dir = Path(os.environ["WANDB_DIR"])
+        params = wandb_dir / f"fake-sweep-{run_id}.yaml"
+        params.write_text(yaml.safe_dump(config))
+        env = {
+            "WANDB_SWEEP_ID": sweep_id,
+            "WANDB_RUN_ID": run_id,
+            "WANDB_SWEEP_PARAM_PATH": str(params),
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        state = "finished"
+        wandb.teardown()  # as W&B's agent does before each run: wandb reads the new environment
+        try:
+            function()
+        except Exception:
+            state = "failed"  # W&B's agent reports the exception and goes on
+        finally:
+            if wandb.run is not None:
+                wandb.finish(exit_code=0 if state == "finished" else 1)
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        run_file = find_run_file(wandb_dir, run_id)
+        assert run_file is not None, "the function never called wandb.init"
+        logged = run_summary(run_file.parent)
+        return FakeRun(
+            run_id, state, {k: v["value"] for k, v in config.items()},
+            {"_runtime": 1.5, **logged["summary"]}, history(run_file.parent),
+        )  # fmt: skip
 
     def _get(self, path: str) -> FakeSweep:
         sweep_id = path.rsplit("/", 1)[-1]
@@ -98,6 +143,16 @@ class _ApiView:
     def sweep(self, path: str) -> FakeSweep:
         self._server.calls.append(("Api.sweep", (path,), {}))
         return self._server._get(path)
+
+
+def _engine_run(run: FakeRun) -> Any:
+    return engine.sweep_run(
+        run.id,
+        state=run.state,
+        config={k: {"value": v} for k, v in run.config.items()},
+        history=run.rows,
+        summary=run.summary,
+    )
 
 
 def install(monkeypatch) -> FakeWandbServer:

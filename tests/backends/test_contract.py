@@ -68,12 +68,20 @@ def test_wandb_backend_calls_wandb_with_what_the_user_gave(monkeypatch):
     assert kind == "sweep" and kwargs == {"entity": "ent", "project": "proj"}
     assert config["name"] == "my sweep" and config["parameters"] == CONFIG["parameters"]
 
-    backend.agent(sweep_id, function=FUNCTION, count=3)
+    result = backend.agent(sweep_id, function=FUNCTION, count=3)
     (agent_call,) = [c for c in server.calls if c[0] == "agent"]
     from tests.sweep_functions import quadratic
 
     assert agent_call[1] == (sweep_id,)
-    assert agent_call[2] == {"function": quadratic, "count": 3}
+    assert agent_call[2] == {  # every keyword that reached wandb.agent
+        "function": quadratic, "entity": None, "project": None, "count": 3,
+        "max_consecutive_failed_runs": 5,
+    }  # fmt: skip
+    # The function ran, with the parameters the server handed out, and what it logged is
+    # what sweepkit reads back through wandb.Api.
+    runs = backend.sweep(sweep_id).runs
+    assert result.performed == 3 and [r.config["x"] for r in runs] == [0.0, 1.0, 2.0]
+    assert [r.metric for r in runs] == pytest.approx([(x - 3) ** 2 + 1 / 3 for x in (0, 1, 2)])
 
 
 def test_wandb_program_sweep_lets_wandb_agent_run_the_program(monkeypatch):
