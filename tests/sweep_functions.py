@@ -181,3 +181,25 @@ def logs_nan() -> None:
     with wandb.init() as run:
         for value in (float("nan"), "diverged", float(run.config["x"])):
             run.log({"loss": value})
+
+
+def fails_on_odd_x() -> None:
+    """Fails at odd x, logs at even x: failures never come twice in a row on a grid 1..n."""
+    with wandb.init() as run:
+        if int(run.config["x"]) % 2:
+            raise RuntimeError(f"odd x={run.config['x']}")
+        run.log({"loss": float(run.config["x"])})
+
+
+def hangs_until_stopped() -> None:
+    """Hangs; when stopped, its own clean-up runs (it writes ./cleaned-up), as a training
+    script's `finally:` that saves a checkpoint would."""
+    import time
+    from pathlib import Path
+
+    with wandb.init():
+        try:
+            while True:
+                time.sleep(1)
+        finally:
+            Path("cleaned-up").write_text("yes")

@@ -23,6 +23,7 @@ from tests.test_cli import sweepkit
 from tests.test_launch import tagged_processes, wait_for_running
 from tests.test_launch import workdir as workdir
 from tests.test_sweep_cli import create, status
+from tests.wandb_disk import run_summary
 
 GRID_6 = "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}\n"
 
@@ -125,6 +126,17 @@ def test_consecutive_failures_make_the_agent_give_up_naming_the_error(workdir):
 
 
 @pytest.mark.slow
+def test_max_failures_counts_failures_in_a_row_not_in_total(workdir):
+    sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1, 2, 3, 4, 5]}\n")
+    result = sweepkit(
+        "agent", sweep_id, "-f", "tests.sweep_functions:fails_on_odd_x", "--max-failures", "2",
+        cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 1 and "giving up" not in result.stderr, result.stderr
+    assert status(workdir, sweep_id)["counts"] == {"failed": 3, "finished": 2}
+
+
+@pytest.mark.slow
 def test_a_hanging_run_is_bounded_by_run_timeout(workdir):
     sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1]}\n")
     result = sweepkit(  # the timeout only guards the test against a hang
@@ -184,12 +196,17 @@ def test_stop_lets_the_running_run_finish_and_starts_no_new_one(workdir):
 @pytest.mark.slow
 def test_cancel_kills_the_running_run_within_seconds(workdir):
     sweep_id = create(workdir, GRID_6)
-    running = agent(workdir, sweep_id, "-f", "tests.sweep_functions:hangs")
+    running = agent(workdir, sweep_id, "-f", "tests.sweep_functions:hangs_until_stopped")
     wait_for_running(workdir, sweep_id, 1)
     assert sweepkit("cancel", sweep_id, cwd=workdir).returncode == 0
     running.communicate(timeout=60)  # noticed at the next heartbeat; the bound guards a hang
     info = status(workdir, sweep_id)
     assert info["counts"] == {"killed": 1} and info["state"] == "canceled"
+    # The run heard SIGTERM as KeyboardInterrupt: its own clean-up ran, and its wandb run
+    # was finished on the way out (its log ends with an exit record).
+    assert (workdir / "cleaned-up").read_text() == "yes"
+    (run,) = info["runs"]
+    assert run_summary(run["location"])["exit_code"] is not None
     assert not tagged_processes()
     bad = sweepkit("resume", sweep_id, cwd=workdir)
     assert bad.returncode == 1 and "cannot resume" in bad.stderr
@@ -214,7 +231,7 @@ def test_wandb_sweep_control_uses_wandbs_own_state_change(monkeypatch):
     assert calls == [("swp00000", state, "e", "p") for state in states]
 
 
-def test_wandb_unreachable_backs_off_then_fails_in_one_line(monkeypatch):
+def test_wandb_unreachable_backs_off_then_fails_in_one_line(monkeypatch, capsys):
     import wandb
 
     from sweepkit.backends import wandb as wandb_backend
@@ -226,15 +243,19 @@ def test_wandb_unreachable_backs_off_then_fails_in_one_line(monkeypatch):
         tries.append(1)
         raise wandb.errors.CommError("429 Too Many Requests")
 
+    slept: list[float] = []  # the back-off, recorded instead of waited for
     monkeypatch.setattr(wandb, "sweep", unreachable)
-    monkeypatch.setattr(wandb_backend, "RETRY_DELAYS_S", (0.01, 0.02))
+    monkeypatch.setattr(wandb_backend.time, "sleep", slept.append)
     with pytest.raises(
         wandb_backend.WandbUnavailableError, match="did not answer while creating the sweep"
     ):
         backend_for_new_sweep("wandb").create(
             {"method": "random", "parameters": {"x": {"values": [1]}}}
         )
-    assert len(tries) == 3  # two back-offs, then the error
+    assert slept == [2.0, 4.0, 8.0, 16.0] and len(tries) == 5  # four back-offs, then the error
+    said = [line for line in capsys.readouterr().err.splitlines() if "retrying in" in line]
+    assert [line.rsplit("retrying in ", 1)[1] for line in said] == ["2 s", "4 s", "8 s", "16 s"]
+    assert "429 Too Many Requests" in said[0]
 
 
 SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shape of a W&B API key
