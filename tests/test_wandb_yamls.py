@@ -52,14 +52,20 @@ def test_scientific_notation_without_a_dot_runs_as_numbers(workdir):
     assert sorted(r["config"]["x"] for r in status(workdir, sweep_id)["runs"]) == [0.001, 20.0]
 
 
+def validated(workdir: Path, yaml_text: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`sweepkit validate` of a config it accepts (exit 0)."""
+    path = write(workdir / "sweep.yaml", yaml_text)
+    result = sweepkit("validate", str(path), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return path, result
+
+
 def test_a_config_the_engine_runs_with_violations_is_created_with_warnings(workdir):
-    path = write(
-        workdir / "sweep.yaml",
+    path, result = validated(
+        workdir,
         "method: random\nmetric: {name: loss, goal: minimise}\n"
         "parameters:\n  lr: {distribution: log_uniform, min: -9.2, max: -4.6}\n",
     )
-    result = sweepkit("validate", str(path), cwd=workdir)
-    assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 2 and "log_uniform_values" in warnings[0] + warnings[1]
     assert "ok, random sweep" in result.stdout
@@ -156,13 +162,11 @@ def test_a_command_that_cannot_start_is_a_failed_run_counted_as_one(workdir):
 
 
 def test_an_unknown_macro_is_a_warning(workdir):
-    path = write(
-        workdir / "sweep.yaml",
+    _, result = validated(
+        workdir,
         "command: ['${env}', python, train.py, '${argz}']\nmethod: grid\n"
         "parameters:\n  x: {values: [1]}\n",
     )
-    result = sweepkit("validate", str(path), cwd=workdir)
-    assert result.returncode == 0, result.stderr
     assert "${argz} is not a macro `wandb agent` knows" in result.stderr
 
 
