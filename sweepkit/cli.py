@@ -314,49 +314,38 @@ def agent(sweep_id: SweepIdArgument, store: StoreOption = None, *, launch: Agent
 
 
 @app.command()
+@with_agent_options
 def docker(
     sweep_id: SweepIdArgument,
-    gpus: Annotated[
-        str, typer.Option(help="'all' or indices like 0,1,2,3: one container per GPU.")
-    ] = "all",
     image: Annotated[
         str, typer.Option(help="The image built from docker/Dockerfile.")
     ] = "sweepkit:latest",
-    count: Annotated[
-        int | None,
-        typer.Option("--count", "-n", min=1, help="Runs in total, across all containers."),
-    ] = None,
-    function: FunctionOption = None,
     store: StoreOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the docker commands; start nothing.")
     ] = False,
+    *,
+    launch: AgentLaunch,
 ) -> None:
-    """Run the sweep's agents in docker: one container per GPU (`docker run --gpus device=N`).
+    """Run the sweep's agents in docker: one container per GPU (`--gpus`, the default: all of
+    them), or `--workers N` CPU containers, each with its share of the cores.
 
-    The working directory is mounted at /work (local store, run folders), the
-    MNIST folder at /data; the W&B key is passed by name (-e WANDB_API_KEY), never
-    written out.
+    Every agent option reaches the containers. The working directory, the store, the
+    MNIST folder and wandb's staging folder are mounted at their own paths, and the
+    containers run as you, so what they write is yours and `status`, `report` and
+    `sync` work on it here. The W&B key goes in on the container's standard input,
+    never in its config (`docker inspect`), a command line or a file. Ctrl-C once:
+    runs finish; twice: they stop now.
     """
-    from sweepkit import docker as docker_launch
-    from sweepkit import launch
+    from sweepkit.backends import backend_for_id
+    from sweepkit.docker import start_containers
     from sweepkit.train.config import default_data_dir
 
-    # Indices are the docker host's: docker checks them. Only "all" needs to count GPUs here.
-    gpu_list = launch.parse_gpus(
-        gpus, launch.visible_gpu_count() if gpus.strip() == "all" else None
-    )
-    commands = docker_launch.plan_containers(
-        sweep_id, gpu_list, image=image, workdir=Path.cwd(), data_dir=Path(default_data_dir()),
-        store=store, count=count, function=function,
+    code = start_containers(
+        backend_for_id(sweep_id, store), sweep_id, launch, image=image, store=store,
+        data_dir=Path(default_data_dir()), dry_run=dry_run,
     )  # fmt: skip
-    if dry_run:
-        print(docker_launch.render(commands))
-        return
-    Path(default_data_dir()).mkdir(
-        parents=True, exist_ok=True
-    )  # else docker creates it, owned by root
-    raise typer.Exit(docker_launch.run_containers(commands))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -561,6 +550,11 @@ def main() -> None:
     # user's files, and the fork server that runs them inherits this path.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    # An agent that `sweepkit docker` started: its W&B key comes on stdin, never in its config.
+    if os.environ.get("SWEEPKIT_SECRETS_FROM") == "stdin":
+        from sweepkit.docker import receive_secrets
+
+        receive_secrets(sys.stdin, os.environ)  # type: ignore[arg-type]
     try:
         code = app(standalone_mode=False)  # errors are printed here, one line each
     except (

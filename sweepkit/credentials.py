@@ -18,25 +18,30 @@ def wandb_offline_requested() -> bool:
 
 
 def wandb_credentials_configured() -> bool:
-    """True when wandb would find credentials: WANDB_API_KEY, an identity token file, or ~/.netrc.
+    """True when wandb would find credentials: WANDB_API_KEY, an identity token file, or ~/.netrc."""
+    return bool(os.environ.get("WANDB_IDENTITY_TOKEN_FILE") or api_key())
+
+
+def api_key() -> str | None:
+    """The W&B API key wandb would use: WANDB_API_KEY, else the key `wandb login` wrote.
 
     Mirrors where `wandb login` stores the key: the netrc entry for the W&B
     server ($WANDB_BASE_URL, else wandb's default) or for the W&B host behind it
     (wandb 0.31's default server is a CoreWeave Forge proxy of api.wandb.ai);
     $NETRC moves the file.
     """
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
+    if os.environ.get("WANDB_API_KEY"):
+        return os.environ["WANDB_API_KEY"]
     path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     try:
         entries = netrc.netrc(path)
     except (OSError, netrc.NetrcParseError):
-        return False
-    for host in _server_hosts():
+        return None
+    for host in sorted(_server_hosts()):
         entry = entries.authenticators(host)
         if entry and entry[2]:
-            return True
-    return False
+            return entry[2]
+    return None
 
 
 def server_url() -> str:

@@ -77,21 +77,36 @@ def start(backend: Backend, sweep_id: str, launch: AgentLaunch, *, store: Path |
         )
         _say_done(result, sweep_id, launch.options.label)
         return result.exit_code
-    gpus = None
-    if launch.gpus is not None:
-        gpus = parse_gpus(launch.gpus, visible_gpu_count())
-    plan = plan_workers(
-        gpus=gpus, per_gpu=launch.per_gpu, workers=launch.workers, count=launch.count,
-        cores=os.cpu_count() or 1,
+    plan = plan_launch(launch, visible_gpus=visible_gpu_count() if launch.gpus else None)
+    log_dir = (launch.options.log_dir or run_log_dir(sweep_id)).resolve()
+    return start_workers(
+        backend, sweep_id, plan, log_dir=log_dir,
+        command=lambda worker: worker_argv(
+            worker, sweep_id, function=launch.function, store=store, log_dir=log_dir,
+            options=launch.options,
+        ),
+        env=lambda worker: worker_env(worker, os.environ),
     )  # fmt: skip
+
+
+def start_workers(
+    backend: Backend,
+    sweep_id: str,
+    plan: list[Worker],
+    *,
+    log_dir: Path,
+    command: Callable[[Worker], list[str]],
+    env: Callable[[Worker], dict[str, str]],
+    stdin: bytes | None = None,
+) -> int:
+    """Start `plan`'s workers on the sweep (processes here, or containers) and wait for them,
+    with the sweep's progress shown as live lines; return the worst exit code."""
     info = backend.sweep(sweep_id)  # an unknown id fails once here, not once per worker
-    log_dir = launch.options.log_dir or run_log_dir(sweep_id)
     local = backend.name == "local"
     return run_workers(
-        plan, sweep_id, function=launch.function, store=store, log_dir=log_dir.resolve(),
+        plan, command, env=env, log_dir=log_dir, stdin=stdin,
         # W&B agents asking at once get the same suggestion; the local store never repeats one.
         stagger_s=0.0 if local else 5.0,
-        agent_flags=agent_flags(launch.options),
         # The live lines read the local store; W&B's API is not for polling every 2 s.
         sweep_info=(lambda: backend.sweep(sweep_id)) if local else None,
         total=sweep_total(info.config),
@@ -125,15 +140,45 @@ def run_log_dir(sweep_id: str) -> Path:
     return root / "wandb" / f"sweep-{sweep_id.replace('/', '-')}" / "logs"
 
 
-def agent_flags(options: AgentOptions) -> list[str]:
-    """`options` as the `sweepkit agent` flags that give a worker process the same ones."""
-    flags = ["--max-failures", str(options.max_failures)]
-    flags += ["--crash-grace", f"{options.crash_grace_s:g}", "--retries", str(options.max_retries)]
+def agent_args(
+    sweep_id: str,
+    *,
+    label: str,
+    count: int | None,
+    function: str | None,
+    store: str | Path | None,
+    log_dir: str | Path,
+    options: AgentOptions,
+) -> list[str]:
+    """The arguments of `sweepkit agent` that start the same agent elsewhere: a worker process
+    here or an agent in a container. The one builder of that command line, so every option
+    reaches every kind of worker.
+
+    Args:
+        label: the worker's name in its lines ("w0 gpu0").
+        count: runs this worker performs (None: until the sweep is done).
+        store, log_dir: as the worker sees them (a container sees its mounts).
+        options: the agent options the worker gets, as this agent was given them.
+
+    >>> agent_args("local-ab", label="w0 cpu", count=2, function=None, store=None,
+    ...            log_dir="/logs", options=AgentOptions())  # doctest: +NORMALIZE_WHITESPACE
+    ['agent', 'local-ab', '--label', 'w0 cpu', '--run-logs', '/logs', '--max-failures', '5',
+     '--crash-grace', '60', '--retries', '2', '--count', '2']
+    """
+    args = ["agent", sweep_id, "--label", label, "--run-logs", str(log_dir)]
+    args += ["--max-failures", str(options.max_failures)]
+    args += ["--crash-grace", f"{options.crash_grace_s:g}", "--retries", str(options.max_retries)]
     if options.retry_failed:
-        flags.append("--retry-failed")
+        args.append("--retry-failed")
     if options.run_timeout_s is not None:
-        flags += ["--run-timeout", f"{options.run_timeout_s:g}"]
-    return flags
+        args += ["--run-timeout", f"{options.run_timeout_s:g}"]
+    if count is not None:
+        args += ["--count", str(count)]
+    if function:
+        args += ["--function", function]
+    if store:
+        args += ["--store", str(store)]
+    return args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +230,16 @@ def parse_gpus(spec: str, visible: int | None) -> list[int]:
     return gpus
 
 
+def plan_launch(launch: AgentLaunch, *, visible_gpus: int | None) -> list[Worker]:
+    """The workers `launch` asks for: per GPU (checked against `visible_gpus`; None leaves the
+    indices to whoever runs them, as docker does) or CPU workers, sharing the cores."""
+    gpus = None if launch.gpus is None else parse_gpus(launch.gpus, visible_gpus)
+    return plan_workers(
+        gpus=gpus, per_gpu=launch.per_gpu, workers=launch.workers, count=launch.count,
+        cores=os.cpu_count() or 1,
+    )  # fmt: skip
+
+
 def split_count(count: int | None, parts: int) -> list[int | None]:
     """Share a total run count between workers as evenly as possible.
 
@@ -217,13 +272,16 @@ def plan_workers(
     return [Worker(i, gpu, threads, n) for i, (gpu, n) in enumerate(planned)]
 
 
+def worker_variables(worker: Worker) -> dict[str, str]:
+    """What a worker's environment sets: only its GPU visible (or none), its share of the threads."""
+    variables = {"CUDA_VISIBLE_DEVICES": "" if worker.gpu is None else str(worker.gpu)}
+    variables.update({name: str(worker.threads) for name in THREAD_VARIABLES})
+    return variables
+
+
 def worker_env(worker: Worker, base: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment: only its GPU visible (or none), its share of the CPU threads."""
-    env = dict(base)
-    env["CUDA_VISIBLE_DEVICES"] = "" if worker.gpu is None else str(worker.gpu)
-    for name in THREAD_VARIABLES:
-        env[name] = str(worker.threads)
-    return env
+    """The worker process's environment: `base` with the worker's variables."""
+    return {**base, **worker_variables(worker)}
 
 
 def worker_argv(
@@ -231,36 +289,36 @@ def worker_argv(
     sweep_id: str,
     *,
     function: str | None,
-    store: Path | None,
+    store: str | Path | None,
     log_dir: Path,
-    agent_flags: list[str] | None = None,
+    options: AgentOptions,
 ) -> list[str]:
-    """`sweepkit agent` for one worker, run by this same Python; `agent_flags` pass through."""
-    argv = [sys.executable, "-m", "sweepkit", "agent", sweep_id]
-    argv += ["--label", worker.label, "--run-logs", str(log_dir), *(agent_flags or [])]
-    if worker.count is not None:
-        argv += ["--count", str(worker.count)]
-    if function:
-        argv += ["--function", function]
-    if store:
-        argv += ["--store", str(store)]
-    return argv
+    """`sweepkit agent` for one worker process, run by this same Python."""
+    return [
+        sys.executable, "-m", "sweepkit",
+        *agent_args(
+            sweep_id, label=worker.label, count=worker.count, function=function, store=store,
+            log_dir=log_dir, options=options,
+        ),
+    ]  # fmt: skip
 
 
 def run_workers(
     workers: list[Worker],
-    sweep_id: str,
+    command: Callable[[Worker], list[str]],
     *,
-    function: str | None,
-    store: Path | None,
+    env: Callable[[Worker], dict[str, str]],
     log_dir: Path,
     stagger_s: float,
-    agent_flags: list[str] | None = None,
     sweep_info: Callable[[], SweepInfo] | None = None,
     total: int | None = None,
+    stdin: bytes | None = None,
 ) -> int:
-    """Start the workers, relay their lines, forward Ctrl-C to them, wait.
+    """Start the workers (`command` and `env` of each: agent processes here, or `docker run`s),
+    relay their lines, forward Ctrl-C to them, wait.
 
+    `stdin`, if given, is written to each worker's standard input, which is then
+    closed (how secrets reach a container without a command line or a file).
     Each worker writes to ``log_dir/worker-<label>.log``, and this process
     relays its new lines; on a terminal the last lines show the sweep's
     progress (from `sweep_info`, with `total` runs expected) and one line per
@@ -308,18 +366,18 @@ def run_workers(
                 wait_a_little(stagger_s)  # parallel W&B agents asking at once get one suggestion
             if interrupted:
                 break  # Ctrl-C while starting: start no more
-            argv = worker_argv(
-                worker, sweep_id, function=function, store=store, log_dir=log_dir,
-                agent_flags=agent_flags,
-            )  # fmt: skip
             output = log_dir / f"worker-{worker.label.replace(' ', '-')}.log"
             with output.open("ab") as file:  # the worker keeps its own copy of the descriptor
                 # A session of its own: the terminal's Ctrl-C reaches only us, and we forward it.
                 process = subprocess.Popen(
-                    argv, env=worker_env(worker, os.environ), start_new_session=True,
+                    command(worker), env=env(worker), start_new_session=True,
+                    stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                     stdout=file, stderr=subprocess.STDOUT,
                     preexec_fn=die_with_parent,  # this launcher SIGKILLed: its workers stop too
                 )  # fmt: skip
+            if process.stdin is not None:
+                process.stdin.write(stdin or b"")
+                process.stdin.close()
             processes.append(process)
             tails[worker.label] = OutputTail(output)
         while any(process.poll() is None for process in processes):

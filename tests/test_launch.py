@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sweepkit import launch
+from sweepkit.backends.base import AgentOptions
 from sweepkit.errors import ConfigError
 from tests.test_cli import sweepkit
 from tests.test_sweep_cli import REPO, create, status
@@ -54,8 +55,9 @@ def test_count_is_the_total_across_workers():
 def test_worker_command_line_is_a_plain_agent_of_the_same_sweep(tmp_path):
     worker = launch.Worker(index=1, gpu=2, threads=4, count=3)
     argv = launch.worker_argv(
-        worker, "local-abc", function="m:f", store=tmp_path / "s.db", log_dir=tmp_path
-    )
+        worker, "local-abc", function="m:f", store=tmp_path / "s.db", log_dir=tmp_path,
+        options=AgentOptions(),
+    )  # fmt: skip
     assert argv[:5] == [sys.executable, "-m", "sweepkit", "agent", "local-abc"]
     joined = " ".join(argv)
     assert "--label w1 gpu2" in joined and "--count 3" in joined and "--function m:f" in joined
