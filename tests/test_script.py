@@ -22,7 +22,7 @@ from tests.test_cli import sweepkit as sweepkit_command
 from tests.test_launch import tagged_processes
 from tests.test_launch import workdir as workdir  # every process tagged, and ended after a test
 from tests.test_lifecycle import none_left, wait_for_file
-from tests.wandb_disk import run_summary
+from tests.wandb_disk import history, logged_table, run_summary
 
 # The shape of W&B's sweep tutorials: a dict config (nested and distribution parameters),
 # wandb.sweep, wandb.agent(count=...), then code that reads what the runs left and prints it.
@@ -297,3 +297,34 @@ def test_import_sweepkit_does_not_import_wandb():
     loaded = "import sweepkit, sweepkit.agent; print(sweepkit.agent.__module__)"  # the run loop too
     assert subprocess.run([sys.executable, "-c", loaded], capture_output=True, text=True,
                           env={**os.environ}).stdout.strip() == "sweepkit.api"  # fmt: skip
+
+
+SEED_COLUMNS = ["id", "image", "guess", "truth", *[f"score_{d}" for d in range(10)]]
+
+
+@pytest.mark.slow
+def test_the_seed_notebook_wrapped_as_w_and_b_wraps_it_runs_as_a_4_run_sweep(workdir, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE")
+    example = Path(__file__).resolve().parent.parent / "examples" / "tables_quickstart_sweep.py"
+    done = sweepkit_command(
+        "python", str(example), "--train-images", "256", "--test-images", "128", cwd=workdir
+    )
+    assert done.returncode == 0, done.stderr
+    sweep_id = done.stdout.strip().splitlines()[-1].split()[1].rstrip(":")
+    status = json.loads(sweepkit_command("status", sweep_id, "--json", cwd=workdir).stdout)
+    assert status["counts"] == {"finished": 4}
+    grid = {(r["config"]["lr"], r["config"]["l1_size"]) for r in status["runs"]}
+    assert grid == {(0.001, 16), (0.001, 32), (0.003, 16), (0.003, 32)}
+    for run in status["runs"]:
+        folder = run["location"]
+        logged = run_summary(folder)
+        assert logged["config"]["lr"] == run["config"]["lr"] and logged["config"]["img_count"] == 16
+        rows = history(folder)
+        assert sum("loss" in row for row in rows) == 256 // 32  # one per training step
+        (acc,) = [row["acc"] for row in rows if "acc" in row]
+        assert 0 <= acc <= 100 and run["metric"] == pytest.approx(acc)  # what the sweep ranks by
+        table = logged_table(folder, "test_predictions")
+        assert table["columns"] == SEED_COLUMNS and len(table["data"]) == 2 * 8
+        image = table["data"][0][1]
+        assert image["_type"] == "image-file" and Path(table["files"][image["path"]]).is_file()
+        assert all(sum(row[4:]) == pytest.approx(1.0, abs=1e-4) for row in table["data"])
