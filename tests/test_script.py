@@ -118,16 +118,25 @@ def test_a_tutorial_script_runs_offline_unchanged(workdir, monkeypatch, shape):
     assert sweep_id in Path(report.stdout.strip()).read_text()
 
 
-def test_with_credentials_the_script_reaches_wandb_with_its_own_arguments(workdir, monkeypatch):
+@pytest.fixture
+def fake_w_and_b(workdir, monkeypatch):
+    """W&B's server faked at wandb's boundary; the function runs it hands out log offline (there
+    is no server to log to), in this process, and their wandb service ends with the test."""
     monkeypatch.delenv("WANDB_MODE")
     server = fake_wandb.install(monkeypatch)
     serve_runs = wandb.agent
 
-    def agent_logging_offline(*args, **kwargs):  # no server to log to: the fake's runs go offline
+    def agent_logging_offline(*args, **kwargs):
         monkeypatch.setenv("WANDB_MODE", "offline")
         return serve_runs(*args, **kwargs)
 
     monkeypatch.setattr(wandb, "agent", agent_logging_offline)
+    yield server
+    wandb.teardown()  # before `workdir` ends every process this test started
+
+
+def test_with_credentials_the_script_reaches_wandb_with_its_own_arguments(workdir, fake_w_and_b):
+    server, faked_agent = fake_w_and_b, wandb.agent
     script = write(workdir, "tutorial.py", SHAPES["no main guard"])
     assert run_script(script, ["--count", "2"]) == 0
     (sweep_call, agent_call) = [c for c in server.calls if c[0] in ("sweep", "agent")]
@@ -139,8 +148,7 @@ def test_with_credentials_the_script_reaches_wandb_with_its_own_arguments(workdi
     assert agent_call[2] == {"entity": None, "project": None, "count": 2}
     assert [run.state for run in server.sweeps["swp00000"].runs] == ["finished", "finished"]
     assert not (workdir / ".sweepkit").exists()  # nothing went to the local store
-    assert wandb.agent is agent_logging_offline  # and wandb is given back as it was
-    wandb.teardown()  # the fake's runs ran here: their service ends before the fixture's sweep
+    assert wandb.agent is faked_agent  # and wandb is given back as it was
 
 
 def test_sweepkit_python_runs_a_script_as_python_does(workdir):
@@ -288,6 +296,40 @@ def test_a_run_forked_from_a_script_dies_with_it_even_when_it_ignores_sigterm(wo
     script.communicate()
     # The guard saw its pipe close although the run (a fork of the script) ignores SIGTERM.
     assert none_left(40) == []
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_script_once_its_run_is_recorded_preempted(workdir):
+    write(
+        workdir,
+        "long.py",
+        """
+        import time, wandb
+
+        def train():
+            with wandb.init() as run:
+                run.log({"loss": 1.0})
+                open("started", "w").close()
+                while True:
+                    time.sleep(0.2)
+
+        sweep_id = wandb.sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})
+        wandb.agent(sweep_id, train)
+        print(sweep_id)
+        open("after-the-agent", "w").close()
+        """,
+    )
+    script = subprocess.Popen(
+        ["sweepkit", "python", "long.py"], cwd=workdir, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for_file(workdir / "started", script)
+    script.send_signal(signal.SIGTERM)  # a preemption (SLURM, `docker stop`)
+    _, err = script.communicate(timeout=120)
+    assert script.returncode == 143, err
+    assert not (workdir / "after-the-agent").exists()  # the script stopped, as under W&B
+    (sweep,) = json.loads(sweepkit_command("status", "--json", cwd=workdir).stdout)
+    assert sweep["counts"] == {"preempted": 1}  # its point is offered again
 
 
 def test_import_sweepkit_does_not_import_wandb():
