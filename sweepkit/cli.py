@@ -394,9 +394,11 @@ def run(
 )  # fmt: skip
 def python_script(
     ctx: typer.Context,
-    script: Annotated[Path, typer.Argument(help="A Python script that calls wandb.sweep and wandb.agent.")],
+    script: Annotated[Path, typer.Argument(metavar="SCRIPT [ARGS]...",
+                                           help="A Python script that calls wandb.sweep and "
+                                           "wandb.agent, and its arguments (passed untouched).")],
 ) -> None:  # fmt: skip
-    """Run a W&B sweep script as `python SCRIPT [ARGS]` would, its sweeps answered by sweepkit:
+    """Run a W&B sweep script as `python SCRIPT ARGS` would, its sweeps answered by sweepkit:
     offline on the local backend without W&B credentials (or with WANDB_MODE=offline), on W&B
     otherwise. The script's code after wandb.agent runs as under W&B; its exit code is ours."""
     from sweepkit.script import run_script
