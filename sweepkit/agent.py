@@ -6,8 +6,8 @@ context in one run cannot poison the next. Function runs are forked from a
 user's module: a run starts in milliseconds instead of paying ~3 s of imports.
 A function handed over from a script (`sweepkit.agent`) forks from the script
 itself, and one from an interactive session that cannot be imported runs in
-this process, as under W&B (`place`). Program runs are plain subprocesses with the command line and environment that
-`wandb agent` would give them.
+this process, as under W&B (`place`). Program runs are plain subprocesses with
+the command line and environment that `wandb agent` would give them.
 
 What a run logged reaches the scheduler through its wandb transaction log
 (`sweepkit.runlog`), read while it runs (heartbeats, early termination) and
@@ -193,7 +193,7 @@ def _raise_stopped(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("stopped by the sweep agent")
 
 
-# Where a function's runs go (`Executor`): see the module docstring and the README ("Scripts").
+# How a function's runs start (`place`; the README's "W&B sweep scripts and notebooks").
 FORKSERVER, FORK, IN_PROCESS = "forkserver", "fork", "in-process"
 Function = str | Callable[[], Any]  # module:attr, or a function handed over from Python
 
