@@ -116,6 +116,8 @@ def test_a_tutorial_script_runs_offline_unchanged(workdir, monkeypatch, shape):
     report = sweepkit_command("report", sweep_id, cwd=workdir)
     assert report.returncode == 0, report.stderr
     assert sweep_id in Path(report.stdout.strip()).read_text()
+    sync = sweepkit_command("sync", sweep_id, "--dry-run", cwd=workdir)
+    assert "3 run(s) to upload, 0 already synced" in sync.stdout, sync.stderr
 
 
 @pytest.fixture
