@@ -4,8 +4,10 @@ Each run is a separate process, so a crash, an out-of-memory or a leaked CUDA
 context in one run cannot poison the next. Function runs are forked from a
 `multiprocessing` fork server that has already imported torch, wandb and the
 user's module: a run starts in milliseconds instead of paying ~3 s of imports.
-Program runs are plain subprocesses with the command line and environment that
-`wandb agent` would give them.
+A function handed over from a script (`sweepkit.agent`) forks from the script
+itself, and one from an interactive session that cannot be imported runs in
+this process, as under W&B (`place`). Program runs are plain subprocesses with
+the command line and environment that `wandb agent` would give them.
 
 What a run logged reaches the scheduler through its wandb transaction log
 (`sweepkit.runlog`), read while it runs (heartbeats, early termination) and
@@ -15,6 +17,7 @@ once it has ended: the user's code needs no sweepkit API.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import multiprocessing
 import multiprocessing.forkserver
@@ -73,7 +76,7 @@ def resolve_function(ref: str) -> Callable[..., Any]:
     return target
 
 
-def check_runnable(sweep_config: dict[str, Any], function: str | None) -> None:
+def check_runnable(sweep_config: dict[str, Any], function: str | Callable[..., Any] | None) -> None:
     """Fail before any run starts if runs could not start here.
 
     Raises:
@@ -83,7 +86,8 @@ def check_runnable(sweep_config: dict[str, Any], function: str | None) -> None:
     if program.runs_a_command(sweep_config, function):
         program.check(sweep_config)
         return
-    resolve_function(function or DEFAULT_FUNCTION)
+    if not callable(function):
+        resolve_function(function or DEFAULT_FUNCTION)
 
 
 class RunProcess(Protocol):
@@ -123,8 +127,16 @@ class _ProgramProcess(subprocess.Popen):  # type: ignore[type-arg]
             return None
 
 
-def _run_function_child(ref: str, env: dict[str, str], error_file: str, log_file: str) -> None:
+def _run_function_child(
+    function: str | Callable[[], Any],
+    env: dict[str, str],
+    error_file: str,
+    log_file: str,
+    agent_fds: tuple[int, ...],
+) -> None:
     """In the child: become the run's environment, call the function, report a failure."""
+    for fd in agent_fds:  # the guard must see its pipe close when the agent dies, whatever we do
+        os.close(fd)
     # Its own process group: a Ctrl-C in the terminal reaches the agent, which decides
     # whether the run finishes (first Ctrl-C) or is stopped (second).
     os.setpgrp()
@@ -132,28 +144,40 @@ def _run_function_child(ref: str, env: dict[str, str], error_file: str, log_file
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+    # A child forked from a script has the script's streams (rich's, under the live lines).
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
     for stream in (sys.stdout, sys.stderr):  # a line reaches the file (and the agent) at once
-        stream.reconfigure(line_buffering=True)
+        stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     os.environ.update(env)
     # Our stop (hyperband, Ctrl-C twice) arrives as SIGTERM: raise, so that the function's
-    # `with wandb.init()` / try-finally blocks finish the wandb run on the way out.
+    # `with wandb.init()` / try-finally blocks finish the wandb run on the way out. The
+    # agent's own handlers, which a child forked from a script inherits, are not the run's.
     signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    sys.exit(_call_function(function, error_file, log_file))
+
+
+def _call_function(function: str | Callable[[], Any], error_file: str, log_file: str | None) -> int:
+    """Call the run's function as W&B's function agent does; 0 if it ended well, else 1 with
+    its traceback in `error_file` and in the run's output (unless that already ends with it)."""
     try:
         try:
-            resolve_function(ref)()
+            (resolve_function(function) if isinstance(function, str) else function)()
         except SystemExit as exc:
             if exc.code not in (None, 0):  # sys.exit(0) is a function that is done
                 raise
         if wandb.run is not None:  # as W&B's function agent: finish the run the function left open
             wandb.finish()
+        return 0
     except BaseException as exc:
         Path(error_file).write_text(traceback.format_exc())
-        if not _ends_with_exception(log_file, exc):
+        if log_file is None or not _ends_with_exception(log_file, exc):
             sys.stderr.write(traceback.format_exc())
         if wandb.run is not None:  # its exit record tells the agent the run is over
             with contextlib.suppress(Exception):
                 wandb.finish(exit_code=1)
-        sys.exit(1)
+        return 1
 
 
 def _ends_with_exception(log_file: str, exc: BaseException) -> bool:
@@ -169,27 +193,149 @@ def _raise_stopped(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("stopped by the sweep agent")
 
 
-class Executor:
-    """Starts runs: function runs from a warm fork server, program runs as subprocesses."""
+# How a function's runs start (`place`; the README's "W&B sweep scripts and notebooks").
+FORKSERVER, FORK, IN_PROCESS = "forkserver", "fork", "in-process"
+Function = str | Callable[[], Any]  # module:attr, or a function handed over from Python
 
-    def __init__(self, sweep_config: dict[str, Any], function: str | None) -> None:
+
+def place(function: Function) -> tuple[str, Function]:
+    """How a function's runs are started, and what the child is given to call.
+
+    - ``module:attr`` (the CLI): forked from the warm fork server, which imports the module.
+    - A function passed from a script (`sweepkit.agent`, or `wandb.agent` under `sweepkit
+      python`): forked from the script's own process, which already holds it. Nothing is
+      imported again, so a script needs no `if __name__ == "__main__":` guard (the fork
+      server would re-run a guardless script's top level, `wandb.agent` and all), and
+      lambdas and closures are isolated too.
+    - A function passed from an interactive session (a REPL, IPython, Jupyter, `python -c`):
+      from the fork server if a fresh process can import it; else in this process, as W&B's
+      function agent runs every function. A session is not forked from: a kernel has
+      threads of its own, and a CUDA context made in an earlier cell does not survive a fork.
+    """
+    if isinstance(function, str):
+        return FORKSERVER, function
+    if not _interactive_session():
+        return FORK, function
+    ref = importable_reference(function)
+    return (FORKSERVER, ref) if ref else (IN_PROCESS, function)
+
+
+def _interactive_session() -> bool:
+    """Whether this process is a session rather than a script: its __main__ is no file (a
+    REPL, `python -c`, `python -` reading stdin), or it is IPython's."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None:
+        return True
+    main_file = getattr(sys.modules["__main__"], "__file__", None)
+    return main_file is None or not os.path.isfile(main_file)
+
+
+def importable_reference(function: Callable[..., Any]) -> str | None:
+    """``module:qualname`` if a fresh process imports this very function that way, else None
+    (defined in __main__, a lambda, a closure).
+
+    >>> importable_reference(importable_reference)
+    'sweepkit.agent:importable_reference'
+    >>> importable_reference(lambda: None) is None
+    True
+    """
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    if not module or module in ("__main__", "__mp_main__") or "<" in qualname:
+        return None
+    ref = f"{module}:{qualname}"
+    try:
+        return ref if resolve_function(ref) is function else None
+    except ConfigError:
+        return None
+
+
+class _InProcessRun:
+    """A function run in a thread of the agent's process, as W&B's function agent runs one.
+
+    It has no process of its own: `pid` is -1, which names no process group, so what it
+    leaves behind is found by its token alone (`sweepkit.proctree`); a stop is an exception
+    raised in its thread (as W&B's agent stops one), which takes effect at its next Python
+    line; its output is the session's own.
+    """
+
+    pid = -1
+
+    def __init__(self, function: Callable[[], Any], env: dict[str, str], error_file: str) -> None:
+        self._code: int | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, env, error_file))
+        self._thread.daemon = True  # a run stuck in C code must not keep the session from ending
+        self._thread.start()
+
+    def _run(self, function: Callable[[], Any], env: dict[str, str], error_file: str) -> None:
+        saved = {name: os.environ.get(name) for name in env}
+        # As W&B's agent before each run: end this session's wandb (and the service it owned,
+        # which WANDB_SERVICE names), so that wandb.init reads the run's environment.
+        wandb.teardown()
+        os.environ.update(env)
+        os.environ.pop("WANDB_SERVICE", None)
+        try:
+            self._code = _call_function(function, error_file, None)
+        finally:
+            # The service the run started carries its token: it ends with the run, not killed.
+            wandb.teardown()
+            os.environ.pop("WANDB_SERVICE", None)
+            for name, value in saved.items():
+                if name != "WANDB_SERVICE":
+                    os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else (1 if self._code is None else self._code)
+
+    def wait_for(self, seconds: float) -> int | None:
+        self._thread.join(seconds)
+        return self.poll()
+
+    def terminate(self) -> None:
+        if self._thread.ident is not None and self._thread.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self._thread.ident), ctypes.py_object(KeyboardInterrupt)
+            )
+
+
+class Executor:
+    """Starts runs: function runs forked (`place`) or in-process, program runs as subprocesses."""
+
+    def __init__(self, sweep_config: dict[str, Any], function: Function | None) -> None:
         self.sweep_config = sweep_config
         self.is_program = program.runs_a_command(sweep_config, function)
-        self.function = function or DEFAULT_FUNCTION
         check_runnable(sweep_config, function)  # a bad --function fails now, not in every run
+        self.mode, self.function = place(function or DEFAULT_FUNCTION)
         if self.is_program:
             return
-        self._context = multiprocessing.get_context("forkserver")
+        if self.mode == IN_PROCESS:
+            name = getattr(self.function, "__qualname__", repr(self.function))
+            note(
+                f"runs of {name} go in-process, as W&B's function agent runs them: it was "
+                "defined in this interactive session, which cannot be forked from safely "
+                "(define it in a module, or run a script, to give each run its own process)"
+            )
+            return
+        self._context = multiprocessing.get_context(self.mode)
+        if self.mode == FORK:
+            return
         # "__main__" too: each run would otherwise re-import the script that started the agent
         # (multiprocessing imports it as __mp_main__), paying its imports once per run.
+        assert isinstance(self.function, str)
         modules = ["__main__", "sweepkit.agent", "wandb", self.function.partition(":")[0]]
         self._context.set_forkserver_preload(modules)
         # Start the server now: it imports those modules while this process gets ready.
         multiprocessing.forkserver.ensure_running()
 
     def start(
-        self, run_config: dict[str, Any], env: dict[str, str], scratch: Path, log_file: Path
+        self,
+        run_config: dict[str, Any],
+        env: dict[str, str],
+        scratch: Path,
+        log_file: Path,
+        agent_fds: tuple[int, ...] = (),
     ) -> RunProcess:
+        """Start one run. `agent_fds` are the agent's own descriptors (its guard's pipe) that a
+        child forked from this process must not hold open."""
         if self.is_program:
             args_file = scratch / "args.json"
             if "${args_json_file}" in program.command_of(self.sweep_config):
@@ -205,10 +351,16 @@ class Executor:
                     start_new_session=True,  # Ctrl-C goes to the agent, which decides (see above)
                     preexec_fn=proctree.die_with_parent,
                 )  # fmt: skip
+        error_file = str(scratch / "error.txt")
+        if self.mode == IN_PROCESS:
+            log_file.touch()  # its output is the session's: the log stays empty
+            assert callable(self.function)
+            return _InProcessRun(self.function, env, error_file)
         process = self._context.Process(
             target=_run_function_child,
-            args=(self.function, env, str(scratch / "error.txt"), str(log_file)),
-        )
+            args=(self.function, env, error_file, str(log_file),
+                  agent_fds if self.mode == FORK else ()),
+        )  # fmt: skip
         process.start()
         return _FunctionProcess(process)
 
@@ -310,7 +462,7 @@ def run_agent(
     store: Store,
     sweep_id: str,
     *,
-    function: str | None = None,
+    function: Function | None = None,
     count: int | None = None,
     options: AgentOptions | None = None,
     sweep_info: Callable[[], SweepInfo] | None = None,
@@ -320,7 +472,8 @@ def run_agent(
     Args:
         store: the sweep's store.
         sweep_id: a local sweep id.
-        function: ``module:attr`` to call, None for the sweep's program or sweepkit's train.
+        function: ``module:attr`` or a function to call (`place` says how its runs start),
+            None for the sweep's program or sweepkit's train.
         count: the most runs to perform.
         options: its label and run-log folder; failure, timeout and crash limits.
         sweep_info: reads the sweep as `sweepkit status` does, for the live progress line.
@@ -335,8 +488,10 @@ def run_agent(
     executor = Executor(sweep["config"], function)
     # One wandb-core service for all of this agent's function runs: wandb.setup() starts it and
     # puts its address in WANDB_SERVICE, which each run inherits, so a run's wandb.init
-    # connects instead of starting its own service (about 0.2 s a run).
-    wandb.setup()
+    # connects instead of starting its own service (about 0.2 s a run). In-process runs tear
+    # wandb down before each run, as W&B's agent does, so they cannot share one.
+    if executor.mode != IN_PROCESS:
+        wandb.setup()
     result = AgentResult()
     total = sweep_total(sweep["config"])
 
@@ -442,7 +597,9 @@ class _Agent:
         token = proctree.new_token(run.id)
         env = run_environment(self.sweep, run, self.wandb_dir, param_path, token)
         try:
-            process = self.executor.start(run.config, env, scratch, log_file)
+            process = self.executor.start(
+                run.config, env, scratch, log_file, agent_fds=(self.guard.fileno(),)
+            )
         except OSError as exc:  # its command does not exist or cannot be executed
             return self._record_not_started(run, f"its command could not start: {exc}")
         assert process.pid is not None

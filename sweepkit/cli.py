@@ -375,6 +375,26 @@ def run(
     raise typer.Exit(start_agents(chosen, sweep_id, launch, store=store))
 
 
+@app.command(
+    name="python",
+    # Everything after SCRIPT is the script's, untouched: `--count 3`, `-h`, `--help` too.
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                      "allow_interspersed_args": False},
+)  # fmt: skip
+def python_script(
+    ctx: typer.Context,
+    script: Annotated[Path, typer.Argument(metavar="SCRIPT [ARGS]...",
+                                           help="A Python script that calls wandb.sweep and "
+                                           "wandb.agent, and its arguments (passed untouched).")],
+) -> None:  # fmt: skip
+    """Run a W&B sweep script as `python SCRIPT ARGS` would, its sweeps answered by sweepkit:
+    offline on the local backend without W&B credentials (or with WANDB_MODE=offline), on W&B
+    otherwise. The script's code after wandb.agent runs as under W&B; its exit code is ours."""
+    from sweepkit.script import run_script
+
+    raise typer.Exit(run_script(script, ctx.args))
+
+
 CONTROL_HELP = {
     "stop": "Start no new runs; running runs finish. Agents stop within seconds.",
     "cancel": "Start no new runs and end the running ones now (marked killed).",

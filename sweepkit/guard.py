@@ -49,6 +49,11 @@ class Guard:
             self._process.stdin.write(f"{line}\n".encode())
             self._process.stdin.flush()
 
+    def fileno(self) -> int:
+        """The agent's end of the pipe (a child forked from the agent must close it)."""
+        assert self._process is not None and self._process.stdin is not None
+        return self._process.stdin.fileno()
+
     def watch(self, pgid: int, token: str) -> None:
         self._say(f"watch {pgid} {token}")
 

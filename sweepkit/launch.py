@@ -34,7 +34,8 @@ EXCLUSIVE = "--gpus and --workers cannot be combined: use --gpus with --per-gpu 
 class AgentLaunch:
     """What to start on a sweep: which function, how many runs, on which GPUs or workers."""
 
-    function: str | None = None  # module:attr; None: the sweep's program, else sweepkit's train
+    # module:attr, or a function (`sweepkit.agent`); None: the sweep's program, else sweepkit's train
+    function: str | Callable[[], Any] | None = None
     count: int | None = None  # runs in total, across all workers; None: until the sweep is done
     gpus: str | None = None  # "all" or "0,1,3": one worker per GPU (times per_gpu)
     per_gpu: int = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ class LocalBackend(Backend):
         self,
         sweep_id: str,
         *,
-        function: str | None = None,
+        function: str | Callable[[], Any] | None = None,  # a function too: `sweepkit.agent`
         count: int | None = None,
         options: AgentOptions | None = None,
     ) -> AgentResult:

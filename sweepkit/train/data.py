@@ -25,6 +25,7 @@ import torchvision
 
 from sweepkit.errors import ConfigError, DataError
 from sweepkit.log import note
+from sweepkit.train.config import default_data_dir
 
 SAMPLE_FOLDER = "sweepkit-mnist-sample"
 DOWNLOAD_TIMEOUT_S = 20.0
@@ -119,6 +120,19 @@ def _try_download(data_dir: str) -> bool:
         return False
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def sample_root(data_dir: str | Path | None = None) -> Path:
+    """The bundled sample as a `torchvision.datasets.MNIST` root, unpacked on first use: for
+    code of one's own that reads MNIST with torchvision (`examples/tables_quickstart_sweep.py`).
+
+    Args:
+        data_dir: where to unpack it (default: $SWEEPKIT_DATA_DIR or ~/.cache/sweepkit/data).
+
+    Raises:
+        DataError: the folder cannot be written.
+    """
+    return _unpack_sample(Path(data_dir or default_data_dir()).expanduser())
 
 
 def _unpack_sample(data_dir: Path) -> Path:

@@ -12,6 +12,7 @@ the function's real (offline) wandb run logged, read back from its folder.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 from pathlib import Path
@@ -97,6 +98,7 @@ class FakeWandbServer:
             )
 
     def _run_function(self, sweep_id, function, config, number) -> FakeRun:
+        config = json.loads(json.dumps(config))  # as the server sends it (not numpy's floats)
         run_id = f"run{number}"
         wandb_dir = Path(os.environ["WANDB_DIR"])
         params = wandb_dir / f"fake-sweep-{run_id}.yaml"
