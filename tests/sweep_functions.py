@@ -203,3 +203,15 @@ def hangs_until_stopped() -> None:
                 time.sleep(1)
         finally:
             Path("cleaned-up").write_text("yes")
+
+
+def runs_until_released() -> None:
+    """Logs its loss, then goes on until ./release exists: a run whose end the test decides
+    (so that a test never races a run that ends on the clock)."""
+    import time
+    from pathlib import Path
+
+    with wandb.init() as run:
+        run.log({"loss": float(run.config["x"])})
+        while not Path("release").exists():
+            time.sleep(0.1)

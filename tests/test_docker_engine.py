@@ -37,22 +37,24 @@ import hashlib, os, time
 import wandb
 
 KEY_SHA256 = "{key_sha256}"
+UNTIL_RELEASED = {until_released}  # run until ./release exists: the test decides when runs end
 
 def train():
     key = os.environ.get("WANDB_API_KEY", "")
     key_seen = not KEY_SHA256 or hashlib.sha256(key.encode()).hexdigest() == KEY_SHA256
     with wandb.init() as run:
         x = run.config["x"]
-        time.sleep({seconds})
         run.log({{"loss": (x - 2.0) ** 2 + (0.0 if key_seen else 100.0)}})
+        while UNTIL_RELEASED and not os.path.exists("release"):
+            time.sleep(0.1)
 """
 
 
-def write_module(project: Path, *, seconds: float, key: str | None = None) -> None:
+def write_module(project: Path, *, until_released: bool = False, key: str | None = None) -> None:
     """The user's module in `project`, owned by whoever owns the folder."""
     digest = hashlib.sha256(key.encode()).hexdigest() if key else ""
     module = project / "mymodel.py"
-    module.write_text(USER_MODULE.format(key_sha256=digest, seconds=seconds))
+    module.write_text(USER_MODULE.format(key_sha256=digest, until_released=until_released))
     os.chown(module, project.stat().st_uid, project.stat().st_gid)
 
 
@@ -106,7 +108,7 @@ def make_project(user: int | None, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project folder the user owns, with their own function in it; wandb's folders inside."""
     folder = Path(tempfile.mkdtemp(prefix="sweepkit-docker-"))
     folder.chmod(0o755)
-    write_module(folder, seconds=0.5)
+    write_module(folder)
     for sub in ("home", "data", "staging"):
         (folder / sub).mkdir()
     if user is not None:
@@ -185,7 +187,7 @@ def test_the_image_says_what_it_holds(image):
 
 
 def test_cpu_containers_finish_every_grid_point_once_as_the_user(image, user, project):
-    write_module(project, seconds=0.5, key=SECRET)
+    write_module(project, key=SECRET)
     sweep_id = create(user, project, [0.0, 1.0, 2.0, 3.0])
     env = {**os.environ, "WANDB_API_KEY": SECRET}
     launcher = sweepkit(
@@ -225,7 +227,7 @@ def test_cpu_containers_finish_every_grid_point_once_as_the_user(image, user, pr
 def test_ctrl_c_once_lets_runs_finish_twice_stops_them_and_no_container_is_left(
     image, my_project, sigints, state
 ):
-    write_module(my_project, seconds=10)
+    write_module(my_project, until_released=True)
     sweep_id = create(None, my_project, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
     launcher = sweepkit(
         None, "docker", sweep_id, "--workers", "2", "--image", image,
@@ -239,6 +241,8 @@ def test_ctrl_c_once_lets_runs_finish_twice_stops_them_and_no_container_is_left(
     for _ in range(sigints):
         launcher.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C does to sweepkit docker
         time.sleep(0.5)
+    if sigints == 1:
+        (my_project / "release").touch()  # the runs end only now, after Ctrl-C: they may finish
     code, _, err = finished(launcher)
     assert code == 130, err
     info = status(None, my_project, sweep_id)

@@ -40,9 +40,11 @@ def agent(workdir: Path, sweep_id: str, *flags: str) -> subprocess.Popen:
 
 def test_sigkilled_agent_mid_run_is_recovered_by_a_new_agent(workdir):
     sweep_id = create(workdir, GRID_6)
-    first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:slow_curve", "--crash-grace", "5")
+    first = agent(
+        workdir, sweep_id, "-f", "tests.sweep_functions:runs_until_released", "--crash-grace", "5"
+    )
     wait_for_running(workdir, sweep_id, 1)
-    first.send_signal(signal.SIGKILL)
+    first.send_signal(signal.SIGKILL)  # mid-run: the run never ends on its own
     first.wait(timeout=30)
     deadline = time.monotonic() + 20  # the orphaned run dies with its agent's fork server
     while tagged_processes() and time.monotonic() < deadline:
@@ -181,9 +183,10 @@ def test_pause_holds_agents_and_resume_lets_them_go_on(workdir):
 @pytest.mark.slow
 def test_stop_lets_the_running_run_finish_and_starts_no_new_one(workdir):
     sweep_id = create(workdir, GRID_6)
-    running = agent(workdir, sweep_id, "-f", "tests.sweep_functions:slow_curve")
+    running = agent(workdir, sweep_id, "-f", "tests.sweep_functions:runs_until_released")
     wait_for_running(workdir, sweep_id, 1)
     assert sweepkit("stop", sweep_id, cwd=workdir).returncode == 0
+    (workdir / "release").touch()  # the run ends only now, after the sweep was stopped
     running.communicate(timeout=120)
     info = status(workdir, sweep_id)
     assert info["counts"] == {"finished": 1} and info["state"] == "stopped"

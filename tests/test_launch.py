@@ -161,13 +161,16 @@ def test_ctrl_c_once_finishes_runs_twice_kills_them_and_no_process_is_left(
         "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}\n",
     )
     parent = subprocess.Popen(
-        ["sweepkit", "agent", sweep_id, "--workers", "2", "-f", "tests.sweep_functions:slow_curve"],
+        ["sweepkit", "agent", sweep_id, "--workers", "2",
+         "-f", "tests.sweep_functions:runs_until_released"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for_running(workdir, sweep_id, 2)
     for _ in range(sigints):
         parent.send_signal(signal.SIGINT)
         time.sleep(0.3)
+    if sigints == 1:
+        (workdir / "release").touch()  # the runs end only now, after Ctrl-C: they may finish
     _, err = parent.communicate(timeout=120)
     assert parent.returncode == 130, err
     info = status(workdir, sweep_id)

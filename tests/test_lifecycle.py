@@ -124,9 +124,9 @@ def test_a_point_whose_retries_are_spent_is_not_lost_silently(workdir):
 @pytest.mark.slow
 def test_sigterm_preempts_the_run_and_its_point_is_run_again(workdir):
     sweep_id = create(workdir, GRID_3)
-    first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:slow_curve")
+    first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:runs_until_released")
     wait_for_running(workdir, sweep_id, 1)
-    first.send_signal(signal.SIGTERM)  # SLURM preemption, docker stop, timeout
+    first.send_signal(signal.SIGTERM)  # SLURM preemption, docker stop, timeout: mid-run
     code, err = finish(first)
     assert code == 143, err
     assert "preempted" in err and "Ctrl-C" not in err
@@ -143,7 +143,7 @@ def test_sigterm_preempts_the_run_and_its_point_is_run_again(workdir):
 @pytest.mark.slow
 def test_cancel_reaps_the_runs_whose_agents_died(workdir):
     sweep_id = create(workdir, GRID_3)
-    first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:slow_curve")
+    first = agent(workdir, sweep_id, "-f", "tests.sweep_functions:runs_until_released")
     wait_for_running(workdir, sweep_id, 1)
     first.kill()
     first.wait()
