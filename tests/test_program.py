@@ -107,3 +107,9 @@ def test_unknown_macros_are_whole_chunks_that_wandb_agent_does_not_fill():
     ]  # fmt: skip
     assert unknown_macros({"command": command}) == ["${argz}", "${}"]
     assert unknown_macros({}) == []
+
+
+def test_a_command_without_a_program_and_literal_braces_are_kept():
+    command = ["python", "-m", "train", "--cfg={a}", "{x}", "${args}"]
+    argv = build_command({"command": command}, {"lr": {"value": 0.1}}, "a.json")
+    assert argv == ["python", "-m", "train", "--cfg={a}", "{x}", "--lr=0.1"]
