@@ -189,6 +189,11 @@ KNOWN_DISTRIBUTIONS = (
             {"lr": {"distribution": "uniform", "min": 0, "max": 1, "extra": 1}},
             ["parameters.lr: Additional properties are not allowed ('extra' was unexpected)"],
         ),
+        # A sibling indented one level too deep: the categorical the author wrote, with a key too many.
+        (
+            {"s": {"distribution": "categorical", "values": [1, 2], "n": {"min": 1, "max": 5}}},
+            ["parameters.s: Additional properties are not allowed ('n' was unexpected)"],
+        ),
         (
             {"lr": {"distribution": "uniform", "min": 0, "max": "x", "extra": 1}},
             ["parameters.lr.max: 'x' is not of type 'number'"],
@@ -286,8 +291,9 @@ def test_sweepkits_own_promises_are_refused_though_the_engine_runs_them():
         "program: (e.g. program: train.py) or drop ${program} from command:"
     )
     assert check({**config, "command": ["python", "${program}"]}).errors == [no_program]
-    assert check({**config, "run_cap": 0, "command": ["python", "${program}"]}).errors == [
-        "run_cap: 0 is less than or equal to the minimum of 0",
+    assert check({**config, "job": "me/p/j:v0", "command": ["python", "${program}"]}).errors == [
+        "job: the sweep runs a W&B Launch job; sweepkit runs its program: or command:, "
+        "or a --function",
         no_program,
     ]
 
