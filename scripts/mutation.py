@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -121,6 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--score", action="store_true", help="score the last run, do not run")
     args = parser.parse_args()
+    if importlib.util.find_spec("mutmut") is None:
+        sys.exit("error: mutmut is not installed here: pip install -e '.[mutation]'")
     if not args.score:
         took = run()
         print(f"mutmut run took {took / 60:.1f} min")
