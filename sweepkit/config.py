@@ -81,7 +81,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
+        problem = getattr(exc, "problem", None) or _one_line(exc)  # a ReaderError has none
         raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from exc
     if not isinstance(config, dict):
         raise ConfigError(
@@ -157,7 +157,7 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     problems = [
         m
         for m in map(_schema_message, errors)
-        if not any(m.startswith(e.split(".values:")[0]) for e in empty)
+        if not any(_about(m, e.split(".values:")[0]) for e in empty)
     ]
     problems += empty
     try:  # the engine's checks beyond the schema: min < max, probabilities, deprecated distributions
@@ -173,12 +173,21 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+_INVALID_PARAMETER = "invalid hyperparameter configuration: "  # the engine's, before the name
+
+
 def _repeats(message: str, problems: list[str]) -> bool:
     """The engine's 'invalid hyperparameter configuration: NAME' when NAME is already reported."""
-    name = message.rsplit(": ", 1)[-1]
-    return message.startswith("invalid hyperparameter configuration") and any(
-        p.startswith(f"parameters.{name}.") or p.startswith(f"parameters.{name}:") for p in problems
-    )
+    if not message.startswith(_INVALID_PARAMETER):
+        return False
+    name = message.removeprefix(_INVALID_PARAMETER)
+    return any(_about(p, f"parameters.{name}") for p in problems)
+
+
+def _about(message: str, path: str) -> bool:
+    """Whether a ``path: ...`` message is about `path` or something under it (not `path`s
+    namesakes: ``parameters.ab`` is not about ``parameters.a``)."""
+    return message.startswith((f"{path}.", f"{path}:"))
 
 
 def _with_parameter_path(message: str, config: Mapping[str, Any]) -> str:

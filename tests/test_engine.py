@@ -144,3 +144,44 @@ def test_the_agent_says_once_what_engine_0_2_gets_wrong_and_only_there(workdir):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stderr.count(engine.GET_0_3) == (1 if engine.is_0_2() else 0), result.stderr
+
+
+def test_the_caveat_line_names_each_known_bug_and_how_to_get_0_3(monkeypatch):
+    monkeypatch.setattr(engine, "version", lambda: "0.2.0")
+    config = {"method": "bayes", "early_terminate": {"type": "hyperband", "min_iter": 2}}
+    assert engine.caveat(config) == (
+        "sweeps engine 0.2.0 (the one numpy 2 allows): bayes breaks on metrics that overflow "
+        "and on inf/NaN values; hyperband checks each band one logged value late; 0.3 fixes "
+        "this: pip install 'sweeps>=0.3' 'numpy<2'"
+    )
+    assert engine.caveat({"method": "grid", "early_terminate": {}}) == (
+        "sweeps engine 0.2.0 (the one numpy 2 allows): hyperband checks each band one logged "
+        "value late; 0.3 fixes this: pip install 'sweeps>=0.3' 'numpy<2'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("release", "old"), [("0.2.9", True), ("0.3.0", False), ("0.10.1", False), ("1.0", False)]
+)
+def test_releases_before_0_3_are_told_apart_by_number(monkeypatch, release, old):
+    monkeypatch.setattr(engine, "version", lambda: release)
+    assert engine.is_0_2() is old
+
+
+def test_the_installed_release_is_the_sweeps_distributions():
+    import importlib.metadata
+
+    assert engine.version() == importlib.metadata.version("sweeps")
+
+
+def test_a_nested_runs_values_are_also_handed_over_by_their_flattened_names():
+    config = {"a": {"value": 1}, "opt": {"value": {"lr": 0.1, "inner": {"m": None}}}}
+    d = engine.NESTING_DELIMITER
+    flat = [f"opt{d}lr", f"opt{d}inner{d}m"]
+    names = ["a", *flat, f"opt{d}missing", f"opt{d}lr{d}deeper", f"gone{d}x"]
+    run = engine.sweep_run("r1", state="running", config=config, parameter_names=names)
+    assert run.config == {**config, flat[0]: {"value": 0.1}, flat[1]: {"value": None}}
+    assert engine.sweep_run("r2", state="running", config=config).config == config
+    assert engine.parameter_names(
+        {"parameters": {"a": {"values": [1]}, "opt": {"parameters": {"lr": {"value": 1}}}}}
+    ) == ["a", flat[0]]

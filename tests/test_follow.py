@@ -18,11 +18,14 @@ from tests.test_sweep_cli import create, status
 from tests.wandb_disk import run_records, run_summary
 
 
-def write_run(root, log) -> str:
-    """A real offline wandb run under `root`; returns its .wandb file once wandb-core has
-    written all of it (`finish` returns before the service has flushed the last records)."""
+def write_run(root, log, exit_code: int = 0) -> str:
+    """A real offline wandb run under `root`, ending with `exit_code`; returns its .wandb file
+    once wandb-core has written all of it (`finish` returns before the service has flushed the
+    last records)."""
     with wandb.init(dir=str(root), project="follow") as run:
         log(run)
+        if exit_code:
+            run.finish(exit_code=exit_code)
     path = next((root / "wandb").glob(f"*-{run.id}/run-{run.id}.wandb"))
     metrics, log_file = RunMetrics(None), TransactionLog(path)
     deadline = time.monotonic() + 30

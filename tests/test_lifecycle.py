@@ -20,9 +20,10 @@ import pytest
 
 from sweepkit.backends.store import Store
 from sweepkit.guard import GRACE_S
-from sweepkit.lifecycle import InvalidMove, check_move
+from sweepkit.lifecycle import InvalidMove, RunState, Verdict, check_move, judge_lost_run
 from tests.logged import logged
 from tests.test_cli import sweepkit
+from tests.test_follow import write_run
 from tests.test_launch import tagged_processes, wait_for_running
 from tests.test_launch import workdir as workdir
 from tests.test_sweep_cli import create, status
@@ -67,6 +68,77 @@ def test_only_a_running_run_ends_and_only_once():
     for old, new in [("finished", "crashed"), ("crashed", "finished"), ("running", "running")]:
         with pytest.raises(InvalidMove):
             check_move(old, new)
+
+
+def test_a_move_that_is_refused_says_why():
+    with pytest.raises(InvalidMove, match=r"^running is not an end of a run$"):
+        check_move("running", "running")
+    with pytest.raises(InvalidMove, match=r"^a finished run cannot become crashed: its end is"):
+        check_move("finished", "crashed")
+    with pytest.raises(ValueError):  # not a state at all
+        check_move("running", "done")
+
+
+def test_every_end_but_running_is_terminal_and_the_engine_knows_each_state():
+    for state in RunState:
+        if state is RunState.RUNNING:
+            with pytest.raises(InvalidMove):
+                check_move("running", str(state))
+        else:
+            check_move("running", str(state))
+            with pytest.raises(InvalidMove):
+                check_move(str(state), "finished")
+
+
+# The reaper's verdict on a run whose agent died, read from the run's own log -----------------
+
+LOST = "no heartbeat for 5 s: its agent died"
+
+
+def log_acc(run):
+    run.define_metric("acc", summary="min,max")
+    for value in (0.2, 0.9, 0.5):
+        run.log({"acc": value})
+
+
+def lost_run(root: Path, exit_code: int) -> tuple[str, str]:
+    """A real wandb run that ended with `exit_code` under `root`: (its id, its folder)."""
+    path = Path(write_run(root, log_acc, exit_code))
+    return path.stem.removeprefix("run-"), str(path.parent)
+
+
+@pytest.mark.parametrize("where", [None, "", "nosuch"])
+def test_a_run_with_no_folder_to_read_is_crashed(tmp_path, where):
+    wandb_dir = str(tmp_path / where) if where else where
+    assert judge_lost_run(wandb_dir, "abc", "acc", "maximize", 5.0) == Verdict(
+        RunState.CRASHED, LOST, None, None
+    )
+
+
+@pytest.mark.parametrize(("goal", "value"), [("maximize", 0.9), ("minimize", 0.2)])
+def test_a_run_whose_log_has_a_clean_exit_is_finished_with_its_metric(tmp_path, goal, value):
+    run_id, run_dir = lost_run(tmp_path, exit_code=0)
+    verdict = judge_lost_run(str(tmp_path), run_id, "acc", goal, 5.0)
+    assert (verdict.state, verdict.error, verdict.run_dir) == (RunState.FINISHED, None, run_dir)
+    progress = verdict.progress
+    assert (progress.count, progress.minimum, progress.maximum, progress.last) == (3, 0.2, 0.9, 0.5)
+    assert progress.value == value  # the summary aggregate the goal asks for
+
+
+def test_a_run_that_exited_non_zero_is_crashed_with_what_it_logged(tmp_path):
+    run_id, run_dir = lost_run(tmp_path, exit_code=1)
+    verdict = judge_lost_run(str(tmp_path), run_id, "acc", "maximize", 2.5)
+    assert (verdict.state, verdict.error, verdict.run_dir) == (
+        RunState.CRASHED, "no heartbeat for 2.5 s: its agent died", run_dir,
+    )  # fmt: skip
+    assert verdict.progress.count == 3
+    # Without a sweep metric there is no progress to read; a run never started has no folder.
+    assert judge_lost_run(str(tmp_path), run_id, None, "maximize", 5).progress is None
+    never_started = judge_lost_run(str(tmp_path), "other", "acc", "maximize", 5)
+    assert (never_started.state, never_started.error, never_started.run_dir) == (
+        RunState.CRASHED, LOST, None,
+    )  # fmt: skip
+    assert never_started.progress.count == 0
 
 
 def test_a_run_is_recorded_once_even_if_the_reaper_and_its_agent_race(tmp_path):
