@@ -39,8 +39,8 @@ def features(runs: list[RunRecord]) -> tuple[list[str], np.ndarray, list[str]]:
     Returns:
         Feature names, the matrix, and the names of parameters that did not vary.
 
-    >>> runs = [RunRecord("a", "finished", {"lr": 0.1, "opt": "sgd"}, 1.0),
-    ...         RunRecord("b", "finished", {"lr": 0.2, "opt": "adam"}, 2.0)]
+    >>> runs = [RunRecord("a", "finished", {"lr": 0.1, "opt": "sgd"}, 1.0, None),
+    ...         RunRecord("b", "finished", {"lr": 0.2, "opt": "adam"}, 2.0, None)]
     >>> features(runs)[0]
     ['lr', 'opt=adam', 'opt=sgd']
     """
