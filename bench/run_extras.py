@@ -4,7 +4,9 @@ Alternates whole 1-epoch runs of `sweepkit.train.run_training` on the bundled
 sample (real offline wandb runs, each from `wandb.init` to `finish`): with
 everything every run logs (the defaults), and with `curves=false` and
 `caption_images=0`. Both log the prediction table and the confusion matrix.
-The median round counts.
+The median round counts. A warm-up run of each comes first, so the rounds
+compare steady runs; what a fresh process pays once to import what the curves
+need (pandas, sklearn.metrics) is measured apart, in a new interpreter.
 
     python bench/run_extras.py                  # 1 epoch, the whole sample (4,000 / 1,000)
     python bench/run_extras.py --max-train 500  # a quicker run; the test set stays whole
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -45,7 +49,7 @@ def main() -> None:
         run_training({**base, **extra})
         return time.perf_counter() - start
 
-    one_run(WITHOUT)  # warm-up: data unpacked and cached, torch and wandb imported
+    one_run(WITHOUT), one_run({})  # warm-up: data unpacked and cached, everything imported
     with_extras, without = [], []
     for _ in range(args.rounds):
         with_extras.append(one_run({}))
@@ -57,6 +61,17 @@ def main() -> None:
     print(f"with ROC, PR, 16 captioned images {on:7.2f} s/run   rounds: {_list(with_extras)}")
     print(f"without them                      {off:7.2f} s/run   rounds: {_list(without)}")
     print(f"they add {on - off:+.2f} s per run: ratio {on / off:.3f}x")
+    print(f"importing pandas and sklearn.metrics in a fresh process: {_import_seconds():.2f} s")
+
+
+def _import_seconds() -> float:
+    """What a new process that already has torch and wandb pays to import the curves' needs."""
+    code = (
+        "import time, torch, wandb; t = time.perf_counter(); import pandas, sklearn.metrics;"
+        " print(time.perf_counter() - t)"
+    )
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout)  # fmt: skip
 
 
 def _list(times: list[float]) -> str:

@@ -8,6 +8,10 @@ runs into one panel).
 
 from __future__ import annotations
 
+# wandb.plot.roc_curve and pr_curve import pandas and sklearn.metrics on first use (about a
+# second): imported with this module instead, so a process that preloads it pays them once.
+import pandas  # noqa: F401
+import sklearn.metrics  # noqa: F401
 import torch
 import wandb
 
