@@ -77,7 +77,8 @@ def train(
             help="A hyperparameter or setting, e.g. --set lr=0.01 --set epochs=2. "
             "Keys: epochs, batch_size, lr, l1_size, l2_size, conv_kernel, num_batches_to_log, "
             "images_per_batch, seed, dataset (auto|mnist|sample), data_dir, max_train, max_test, "
-            "threads, device (auto|cpu|cuda|cuda:N), precision (auto|fp32|bf16), log_interval.",
+            "threads, device (auto|cpu|cuda|cuda:N), precision (auto|fp32|bf16), log_interval, "
+            "curves (true|false), caption_images, watch (none|gradients|parameters|all), watch_freq.",
         ),
     ] = None,
 ) -> None:
