@@ -89,7 +89,12 @@ def test_report_shows_every_section_with_real_data_and_no_broken_image(report, t
     assert f"{best.id}: {errors[0]} → {errors[1]} (whole test set)" in part(text, "errors")
     compare = part(text, "compare")
     assert f"{best.id} ({best.metric:.4g}) against {worst.id}" in compare
-    assert "by guess" in compare and "Where they disagree" in compare
+    assert "by guess" in compare
+    theirs = {
+        r[1]["sha256"]: r[2] for r in logged_tables(worst.location, "test_predictions")[-1]["data"]
+    }
+    disagree = sum(row[2] != theirs[row[1]["sha256"]] for row in last["data"])
+    assert f"Where they disagree: {disagree} of the 160 images both tables hold" in compare
     assert part(text, "table").count('"rows"') == 1
 
     images, broken = broken_images(page, tmp_path / "probe.html")
