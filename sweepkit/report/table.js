@@ -82,7 +82,7 @@
         tr.dataset.group = value;
         tr.append(element("th", {
           colSpan: columns.length,
-          textContent: `${state.groupBy} ${value}: ${members.length} rows, ${wrongCount} wrong`,
+          textContent: `${state.groupBy} ${value}: ${members.length} row${members.length === 1 ? "" : "s"}, ${wrongCount} wrong`,
         }));
         tbody.append(tr);
         members.forEach((row) => tbody.append(rowElement(row)));
