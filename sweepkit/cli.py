@@ -77,7 +77,8 @@ def train(
             help="A hyperparameter or setting, e.g. --set lr=0.01 --set epochs=2. "
             "Keys: epochs, batch_size, lr, l1_size, l2_size, conv_kernel, num_batches_to_log, "
             "images_per_batch, seed, dataset (auto|mnist|sample), data_dir, max_train, max_test, "
-            "threads, device (auto|cpu|cuda|cuda:N), precision (auto|fp32|bf16), log_interval.",
+            "threads, device (auto|cpu|cuda|cuda:N), precision (auto|fp32|bf16), log_interval, "
+            "curves (true|false), caption_images, watch (none|gradients|parameters|all), watch_freq.",
         ),
     ] = None,
 ) -> None:
@@ -435,15 +436,26 @@ def report(
         ),
     ] = None,
     open_it: Annotated[bool, typer.Option("--open", help="Open the report in a browser.")] = False,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            metavar="RUN_A RUN_B",
+            help="Two runs (ids or names) to show side by side.  "
+            "[default: the best and the worst finished run]",
+            show_default=False,
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Write a self-contained HTML report: the sweep at a glance, parameters against the metric,
-    curves of the best runs, the best run's confusion matrix and misclassified images."""
+    """Write a self-contained HTML report: the sweep at a glance, parameters against the metric
+    and their importance, curves of the best runs (loss, metric, ROC, PR), the best run's
+    confusion matrix and mistakes, its images across epochs, two runs side by side, and the
+    prediction table to sort, filter and group."""
     from sweepkit.backends import backend_for_id
     from sweepkit.report import write_report
 
     folder = out or Path("reports") / sweep_id.replace("/", "-")
-    page = write_report(backend_for_id(sweep_id, store), sweep_id, folder)
+    page = write_report(backend_for_id(sweep_id, store), sweep_id, folder, compare)
     print(page)
     if open_it:
         import webbrowser

@@ -124,20 +124,32 @@ def logged_table(run_file: str | Path, key: str) -> LoggedTable | None:
     ``run-<id>-<key>``; offline, its files wait in WANDB_DATA_DIR's staging
     folder until `wandb sync` uploads them.
     """
-    artifacts = [
-        r["artifact"]
-        for r in records(run_file)
-        if r.get("type") == "artifact" and r["artifact"].get("name", "").endswith(f"-{key}")
-    ]
-    if not artifacts:
-        return None
-    contents = artifacts[-1]["manifest"]["contents"]
-    files = {c["path"]: Path(c["local_path"]) for c in contents if c.get("local_path")}
-    table_file = files.get(f"{key}.table.json")
-    if table_file is None or not table_file.exists():
-        return None
-    table = json.loads(table_file.read_text())
-    return LoggedTable(table["columns"], table["data"], files)
+    versions = logged_tables(run_file, [key])[key]
+    return versions[-1] if versions else None
+
+
+def logged_tables(run_file: str | Path, keys: list[str]) -> dict[str, list[LoggedTable]]:
+    """Every version of each table in `keys`, in the order the run logged them (one per
+    epoch for the prediction table), reading the run's log once.
+
+    A version whose files are gone (WANDB_DATA_DIR emptied) is left out.
+    """
+    found: dict[str, list[LoggedTable]] = {key: [] for key in keys}
+    for record in records(run_file):
+        if record.get("type") != "artifact":
+            continue
+        artifact = record["artifact"]
+        key = next((k for k in keys if artifact.get("name", "").endswith(f"-{k}")), None)
+        if key is None:
+            continue
+        contents = artifact["manifest"]["contents"]
+        files = {c["path"]: Path(c["local_path"]) for c in contents if c.get("local_path")}
+        table_file = files.get(f"{key}.table.json")
+        if table_file is None or not table_file.exists():
+            continue
+        table = json.loads(table_file.read_text())
+        found[key].append(LoggedTable(table["columns"], table["data"], files))
+    return found
 
 
 def _scalars(items: dict[str, Any]) -> dict[str, float]:

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from sweepkit.backends import backend_for_new_sweep
+from sweepkit.backends import backend_for_id, backend_for_new_sweep
 from sweepkit.sync import plan_sync, sync
 from tests.backends import fake_wandb
+from tests.browser import broken_images, chromium, driven_chromium
 from tests.test_cli import sweepkit
+from tests.wandb_disk import history, logged_tables
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SWEEP = {
     "method": "grid",
     "metric": {"name": "acc", "goal": "maximize"},
     "parameters": {
         "lr": {"values": [0.0005, 0.003]},
         "l1_size": {"values": [8, 16]},
+        "epochs": {"value": 2},  # two epochs: the report's views across time have data
         "dataset": {"value": "sample"},
         "max_train": {"value": 400},
         "max_test": {"value": 300},
@@ -44,52 +45,154 @@ def small_sweep(tmp_path_factory):
     return root, sweep_id
 
 
-def test_report_renders_with_every_image_in_chromium(small_sweep, tmp_path):
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (.ci/run installs it)")
+@pytest.fixture(scope="module")
+def report(small_sweep, tmp_path_factory):
+    """`sweepkit report` of the small sweep, and the sweep's runs best first."""
     root, sweep_id = small_sweep
-    result = sweepkit("report", sweep_id, "--out", str(tmp_path), cwd=root)
+    out = tmp_path_factory.mktemp("report-out")
+    result = sweepkit("report", sweep_id, "--out", str(out), cwd=root)
     assert result.returncode == 0, result.stderr
     page = Path(result.stdout.strip())
+    info = backend_for_id(sweep_id, root / ".sweepkit" / "sweeps.db").sweep(sweep_id)
+    runs = sorted(info.runs, key=lambda r: r.metric, reverse=True)
+    return page, runs
+
+
+def part(text: str, anchor: str) -> str:
+    """One section of the report, by its id."""
+    start = text.index(f"<section id='{anchor}'>")
+    return text[start : text.index("</section>", start)]
+
+
+def test_report_shows_every_section_with_real_data_and_no_broken_image(report, tmp_path):
+    page, runs = report
     text = page.read_text()
-    for section in (
-        "Parameters against the metric",
-        "The metric, run by run",
-        "confusion matrix",
-        "misclassified",
-    ):
+    best, worst = runs[0], runs[-1]
+    for section in ("Parameters against the metric", "The metric, run by run", "confusion matrix"):
         assert section in text
     assert "guess " in text and "/ truth " in text  # the misclassified grid has captions
-    # Let Chromium load the page and count images that did not decode.
-    probe = tmp_path / "probe.html"
-    probe.write_text(
-        text.replace(
-            "</body>",
-            "<script>window.onload = () => { const imgs = [...document.images];"
-            " document.body.dataset.images = imgs.length;"
-            " document.body.dataset.broken = imgs.filter(i => !i.complete || i.naturalWidth === 0).length; }"
-            "</script></body>",
-        )
+    importance = part(text, "importance")
+    assert "<td>lr</td>" in importance and "<td>l1_size</td>" in importance
+    assert (
+        "one value in every run: dataset, epochs, log_interval, max_test, max_train" in importance
     )
-    dom = chromium("--dump-dom", "--virtual-time-budget=5000", probe.as_uri())
-    images = int(dom.split('data-images="')[1].split('"')[0])
-    broken = int(dom.split('data-broken="')[1].split('"')[0])
-    assert images >= 10 and broken == 0  # 5 charts and the misclassified digits
+    for chart in ("roc", "pr"):
+        assert part(text, chart).count("data:image/png;base64") == 1
+        assert f"{best.id}: macro-average" not in part(text, chart)  # drawn in the PNG, not text
+    # The same images across time: as many changed guesses as the best run's two tables hold.
+    first, last = logged_tables(best.location, "test_predictions")
+    last_guess = {row[1]["sha256"]: row[2] for row in last["data"]}
+    changed = sum(row[2] != last_guess[row[1]["sha256"]] for row in first["data"])
+    assert f"{changed} of 160 images" in part(text, "across-time") and changed > 0
+    # Top errors over time: the best run's wrong guesses per epoch, as it logged them.
+    errors = [r["test_errors"] for r in history(best.location) if "test_errors" in r]
+    assert f"{best.id}: {errors[0]} → {errors[1]} (whole test set)" in part(text, "errors")
+    compare = part(text, "compare")
+    assert f"{best.id} ({best.metric:.4g}) against {worst.id}" in compare
+    assert "by guess" in compare
+    theirs = {
+        r[1]["sha256"]: r[2] for r in logged_tables(worst.location, "test_predictions")[-1]["data"]
+    }
+    disagree = sum(row[2] != theirs[row[1]["sha256"]] for row in last["data"])
+    assert f"Where they disagree: {disagree} of the 160 images both tables hold" in compare
+    assert part(text, "table").count('"rows"') == 1
+
+    images, broken = broken_images(page, tmp_path / "probe.html")
+    assert images >= 100 and broken == 0  # charts, digits and the table's images all decode
     shot = tmp_path / "report.png"
     chromium("--window-size=1200,2600", f"--screenshot={shot}", page.as_uri())
     assert shot.stat().st_size > 50_000
 
 
-def chromium(*args: str) -> str:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-    user_dir = Path(__import__("tempfile").mkdtemp())
-    return subprocess.run(
-        [CHROMIUM, *flags, f"--user-data-dir={user_dir}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+def test_prediction_table_sorts_filters_and_groups_in_chromium(report, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    page, runs = report
+    logged = logged_tables(runs[0].location, "test_predictions")[-1]["data"]
+    wrong = [row for row in logged if row[2] != row[3]]
+    with driven_chromium() as driver:
+        driver.get(page.as_uri())
+        count = driver.find_element(By.ID, "pt-count")
+        assert count.text == "showing 160 of 160 rows"
+
+        header = driver.find_element(By.CSS_SELECTOR, "#prediction-table th[data-column='score_3']")
+        header.click()
+        shown = [float(row[7]) for row in shown_rows(driver)]
+        assert shown == sorted(shown) and shown[0] == float(f"{min(r[7] for r in logged):.3f}")
+        header.click()  # again: descending
+        shown = [float(row[7]) for row in shown_rows(driver)]
+        assert shown == sorted(shown, reverse=True) and shown[0] == round(
+            max(r[7] for r in logged), 3
+        )
+        assert header.get_attribute("aria-sort") == "descending"
+
+        driver.find_element(By.ID, "pt-wrong").click()
+        rows = shown_rows(driver)
+        assert len(rows) == len(wrong) and all(row[2] != row[3] for row in rows)
+        assert count.text == f"showing {len(wrong)} of 160 rows"
+        truth = max({r[3] for r in wrong}, key=lambda t: sum(r[3] == t for r in wrong))
+        Select(driver.find_element(By.ID, "pt-truth")).select_by_value(str(truth))
+        rows = shown_rows(driver)
+        assert len(rows) == sum(r[3] == truth for r in wrong) > 0
+        assert all(row[3] == str(truth) and row[2] != row[3] for row in rows)
+
+        Select(driver.find_element(By.ID, "pt-truth")).select_by_value("")
+        Select(driver.find_element(By.ID, "pt-group")).select_by_value("guess")
+        groups = driver.execute_script(
+            "return [...document.querySelectorAll('#prediction-table tbody tr')].map(tr =>"
+            " tr.classList.contains('group-row') ? 'G' + tr.dataset.group : tr.cells[2].textContent)"
+        )
+        headers = [int(g[1:]) for g in groups if g.startswith("G")]
+        assert headers == sorted({r[2] for r in wrong})  # one group per guess, in order
+        current = None
+        for item in groups:  # every row sits under the group of its guess
+            if item.startswith("G"):
+                current = item[1:]
+            else:
+                assert item == current
+        undecoded = driver.execute_script(
+            "return [...document.querySelectorAll('#prediction-table tbody img')]"
+            ".filter(i => !i.complete || i.naturalWidth !== 28).length"
+        )
+        assert undecoded == 0  # every row shows its 28x28 digit
+        driver.execute_script("document.getElementById('prediction-table').scrollIntoView()")
+        shot = tmp_path / "table.png"
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 20_000
+
+
+def shown_rows(driver) -> list[list[str]]:
+    """The text of every cell of the table's data rows, as the page shows them."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#prediction-table tbody tr.data-row')]"
+        ".map(tr => [...tr.cells].map(td => td.textContent))"
+    )
+
+
+def test_report_compares_the_runs_asked_for_and_refuses_an_unknown_one(
+    small_sweep, report, tmp_path
+):
+    root, sweep_id = small_sweep
+    _, runs = report
+    a, b = runs[1], runs[2]
+    assert a.name  # named as W&B's agent names runs: --compare takes names too
+    result = sweepkit(
+        "report", sweep_id, "--out", str(tmp_path), "--compare", a.name, b.id, cwd=root
+    )
+    assert result.returncode == 0, result.stderr
+    compare = part(Path(result.stdout.strip()).read_text(), "compare")
+    assert (
+        f"{a.id} ({a.metric:.4g}) against {b.id} ({b.metric:.4g}) (as asked with --compare)"
+        in compare
+    )
+
+    bad = sweepkit(
+        "report", sweep_id, "--out", str(tmp_path / "bad"), "--compare", a.id, "nope", cwd=root
+    )
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert f"error: --compare: no run nope in sweep {sweep_id}" in bad.stderr and a.id in bad.stderr
+    assert not (tmp_path / "bad").exists()  # nothing written
 
 
 def test_report_of_a_wandb_sweep_reads_the_api(monkeypatch, tmp_path):

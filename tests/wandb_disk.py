@@ -38,14 +38,20 @@ def logged_table(run_dir: str | Path, key: str) -> dict[str, Any]:
     wandb writes tables with media as artifacts (`run-<id>-<key>`); their files
     wait in WANDB_DATA_DIR's staging folder until `wandb sync` uploads them.
     """
-    artifacts = [
-        r["artifact"]
-        for r in run_records(run_dir)
-        if r["type"] == "artifact" and r["artifact"]["name"].endswith(f"-{key}")
-    ]
-    assert artifacts, f"no table artifact for {key!r}"
-    contents = artifacts[-1]["manifest"]["contents"]
-    entry = next(c for c in contents if c["path"] == f"{key}.table.json")
-    table = json.loads(Path(entry["local_path"]).read_text())
-    table["files"] = {c["path"]: c["local_path"] for c in contents}
-    return table
+    versions = logged_tables(run_dir, key)
+    assert versions, f"no table artifact for {key!r}"
+    return versions[-1]
+
+
+def logged_tables(run_dir: str | Path, key: str) -> list[dict[str, Any]]:
+    """Every version of a logged wandb.Table, in the order the run logged them."""
+    tables = []
+    for record in run_records(run_dir):
+        if record["type"] != "artifact" or not record["artifact"]["name"].endswith(f"-{key}"):
+            continue
+        contents = record["artifact"]["manifest"]["contents"]
+        entry = next(c for c in contents if c["path"] == f"{key}.table.json")
+        table = json.loads(Path(entry["local_path"]).read_text())
+        table["files"] = {c["path"]: c["local_path"] for c in contents}
+        tables.append(table)
+    return tables

@@ -150,6 +150,34 @@ class RunDetails:
     history: list[dict[str, float]]
     predictions: Any = None  # sweepkit.runlog.LoggedTable of "test_predictions", if logged
     confusion: Any = None  # the LoggedTable of "confusion_matrix_table", if logged
+    # Every version of "test_predictions" in the order logged (one per epoch); the last is
+    # `predictions`.
+    prediction_epochs: list[Any] = dataclasses.field(default_factory=list)
+    roc: Any = None  # the LoggedTable of "roc_curve_table" (class, fpr, tpr), if logged
+    pr: Any = None  # the LoggedTable of "pr_curve_table" (class, precision, recall), if logged
+
+    @classmethod
+    def from_tables(
+        cls, history: list[dict[str, float]], tables: dict[str, list[Any]]
+    ) -> RunDetails:
+        """Build from every version of each table the run logged, keyed as in `TABLE_KEYS`."""
+        predictions = tables.get("test_predictions") or []
+        return cls(
+            history=history,
+            predictions=predictions[-1] if predictions else None,
+            confusion=_last(tables.get("confusion_matrix_table")),
+            prediction_epochs=list(predictions),
+            roc=_last(tables.get("roc_curve_table")),
+            pr=_last(tables.get("pr_curve_table")),
+        )
+
+
+# The tables `sweepkit report` reads of a run (what sweepkit.train logs).
+TABLE_KEYS = ["test_predictions", "confusion_matrix_table", "roc_curve_table", "pr_curve_table"]
+
+
+def _last(versions: list[Any] | None) -> Any:
+    return versions[-1] if versions else None
 
 
 class Backend(abc.ABC):

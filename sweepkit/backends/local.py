@@ -8,6 +8,7 @@ from typing import Any
 
 from sweepkit.backends.base import (
     CRASH_GRACE_S,
+    TABLE_KEYS,
     AgentOptions,
     AgentResult,
     Backend,
@@ -70,7 +71,7 @@ class LocalBackend(Backend):
         )  # fmt: skip
 
     def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
-        from sweepkit.runlog import logged_table, read_run_log
+        from sweepkit.runlog import logged_tables, read_run_log
 
         folders = {r.id: r.location for r in self.sweep(sweep_id).runs}
         details = {}
@@ -80,10 +81,8 @@ class LocalBackend(Backend):
             if run_file is None:
                 details[run_id] = RunDetails(history=[])
                 continue
-            details[run_id] = RunDetails(
-                history=read_run_log(run_file).history,
-                predictions=logged_table(run_file, "test_predictions"),
-                confusion=logged_table(run_file, "confusion_matrix_table"),
+            details[run_id] = RunDetails.from_tables(
+                read_run_log(run_file).history, logged_tables(run_file, TABLE_KEYS)
             )
         return details
 

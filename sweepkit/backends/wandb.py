@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sweepkit.backends.base import (
+    TABLE_KEYS,
     AgentOptions,
     AgentResult,
     Backend,
@@ -142,13 +143,10 @@ class WandbBackend(Backend):
             if run.id not in wanted:
                 continue
             history = _call("reading run history", run.history, pandas=False)
-            tables: dict[str, LoggedTable] = {}
+            tables: dict[str, list[LoggedTable]] = {key: [] for key in TABLE_KEYS}
             for artifact in _call("listing run artifacts", run.logged_artifacts):
                 key = artifact.name.split(":")[0].removeprefix(f"run-{run.id}-")
-                if artifact.type == "run_table" and key in (
-                    "test_predictions",
-                    "confusion_matrix_table",
-                ):
+                if artifact.type == "run_table" and key in tables:
                     folder = Path(
                         _call(
                             "downloading a table",
@@ -160,13 +158,10 @@ class WandbBackend(Backend):
                     files = {
                         str(p.relative_to(folder)): p for p in folder.rglob("*") if p.is_file()
                     }
-                    tables[key] = LoggedTable(table["columns"], table["data"], files)
-            details[run.id] = RunDetails(
-                history=[
-                    {k: v for k, v in row.items() if _number(v) is not None} for row in history
-                ],
-                predictions=tables.get("test_predictions"),
-                confusion=tables.get("confusion_matrix_table"),
+                    tables[key].append(LoggedTable(table["columns"], table["data"], files))
+            details[run.id] = RunDetails.from_tables(
+                [{k: v for k, v in row.items() if _number(v) is not None} for row in history],
+                tables,
             )
         return details
 

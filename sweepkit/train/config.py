@@ -20,6 +20,7 @@ from sweepkit.errors import ConfigError
 
 DATASETS = ("auto", "mnist", "sample")
 PRECISIONS = ("auto", "fp32", "bf16")
+WATCH_MODES = ("none", "gradients", "parameters", "all")  # wandb.watch's `log`, or off
 
 
 def default_data_dir() -> str:
@@ -54,6 +55,13 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     precision: str = "auto"  # auto: bf16 autocast where the hardware does bf16 natively, else fp32
     log_interval: int = 50  # training steps between `loss` points
+    # What a run logs besides its curves and the prediction table (README: "What every run logs").
+    curves: bool = True  # ROC and precision-recall curves over the whole test set, at the end
+    caption_images: int = 16  # test images logged per epoch captioned "Pred: X Truth: Y"; 0 = off
+    # wandb.watch: histograms of gradients and/or parameters every `watch_freq` steps. Off by
+    # default: bench/watch_cost.py measured its cost per training step (README, Performance).
+    watch: str = "none"
+    watch_freq: int = 100
 
     @property
     def img_count(self) -> int:
@@ -117,6 +125,9 @@ class TrainConfig:
             ("max_test", self.max_test >= 0, "must be >= 0 (0 = all)"),
             ("threads", self.threads >= 0, "must be >= 0 (0 = torch's default)"),
             ("log_interval", self.log_interval >= 1, "must be >= 1"),
+            ("caption_images", self.caption_images >= 0, "must be >= 0 (0 = off)"),
+            ("watch", self.watch in WATCH_MODES, f"must be one of {', '.join(WATCH_MODES)}"),
+            ("watch_freq", self.watch_freq >= 1, "must be >= 1"),
             (
                 "device",
                 self.device in ("auto", "cpu", "cuda") or _is_cuda_index(self.device),
@@ -133,12 +144,23 @@ def _is_cuda_index(device: str) -> bool:
     return prefix == "cuda" and index.isdigit()
 
 
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
 def _coerce(raw: Any, type_name: str) -> Any:
-    """Convert one value to the field's type ('int', 'float' or 'str'), strictly."""
+    """Convert one value to the field's type ('int', 'float', 'str' or 'bool'), strictly."""
     if type_name == "str":
         if isinstance(raw, str | Path):
             return str(raw)
         raise ValueError(f"expected a string, got {raw!r}")
+    if type_name == "bool":
+        # Sweeps send JSON booleans (or 0/1), `--set` sends words.
+        if isinstance(raw, bool) or (isinstance(raw, int) and raw in (0, 1)):
+            return bool(raw)
+        if isinstance(raw, str) and raw.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+            return raw.strip().lower() in TRUE_WORDS
+        raise ValueError(f"expected true or false, got {raw!r}")
     if isinstance(raw, bool):
         raise ValueError(f"expected a number, got {raw!r}")
     if type_name == "int":

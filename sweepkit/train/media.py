@@ -1,7 +1,17 @@
-"""What a run shows in the W&B app besides curves: the prediction table and the confusion matrix."""
+"""What a run shows in the W&B app besides loss and accuracy: the prediction table, captioned
+test images, and charts over the whole test set (confusion matrix, ROC and PR curves).
+
+Every chart is a `wandb.plot` custom chart logged into the run's own history, so
+each run of a sweep gets its own (the seed's `wandb.sklearn.*` plots pile a sweep's
+runs into one panel).
+"""
 
 from __future__ import annotations
 
+# wandb.plot.roc_curve and pr_curve import pandas and sklearn.metrics on first use (about a
+# second): imported with this module instead, so a process that preloads it pays them once.
+import pandas  # noqa: F401
+import sklearn.metrics  # noqa: F401
 import torch
 import wandb
 
@@ -72,3 +82,32 @@ def confusion_matrix(evaluation: Evaluation, labels: torch.Tensor) -> wandb.plot
         y_true=labels.tolist(),
         class_names=CLASS_NAMES,
     )
+
+
+def roc_curve(evaluation: Evaluation, labels: torch.Tensor) -> wandb.plot.CustomChart:
+    """One ROC curve per class (one-vs-rest) over the whole test set (the seed's `wandb.plots.ROC`)."""
+    return wandb.plot.roc_curve(
+        labels.numpy(), evaluation.probabilities.numpy(), labels=CLASS_NAMES
+    )
+
+
+def pr_curve(evaluation: Evaluation, labels: torch.Tensor) -> wandb.plot.CustomChart:
+    """One precision-recall curve per class over the whole test set (the seed's
+    `wandb.plots.precision_recall`)."""
+    return wandb.plot.pr_curve(labels.numpy(), evaluation.probabilities.numpy(), labels=CLASS_NAMES)
+
+
+def captioned_images(
+    images: torch.Tensor, labels: torch.Tensor, evaluation: Evaluation, count: int
+) -> list[wandb.Image]:
+    """The first `count` test images captioned as the second seed does ("Pred: 3 Truth: 5").
+
+    The same images every epoch, so the W&B app's media slider shows each one's guess change.
+    """
+    guesses = evaluation.predictions[:count].tolist()
+    truths = labels[:count].tolist()
+    pixels = images[:count].numpy()
+    return [
+        wandb.Image(pixels[k], caption=f"Pred: {guesses[k]} Truth: {truths[k]}")
+        for k in range(len(guesses))
+    ]

@@ -97,6 +97,11 @@ def fit(cfg: TrainConfig, run: wandb.Run) -> dict[str, float]:
     )
 
     model = place.model(ConvNet(cfg.l1_size, cfg.l2_size, cfg.conv_kernel))
+    if cfg.watch != "none":
+        # Histograms are staged with commit=False and land with the next `loss` point, so a
+        # watch_freq that is a multiple of log_interval keeps every one of them. idx=0: the same
+        # chart names in every run (wandb numbers each watch call of a process otherwise).
+        run.watch(model, log=cfg.watch, log_freq=cfg.watch_freq, idx=0)
     optimizer = loop.make_optimizer(model, cfg.lr, device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     steps_per_epoch = -(-len(train_y) // cfg.batch_size)
@@ -144,14 +149,24 @@ def fit(cfg: TrainConfig, run: wandb.Run) -> dict[str, float]:
                 "epoch": epoch + 1,
                 "acc": evaluation.accuracy,
                 "test_loss": evaluation.loss,
+                # Wrong guesses over the whole test set (the first seed's "top errors over time").
+                "test_errors": int((evaluation.predictions != test_labels).sum()),
             }
             if rows:
                 record["test_predictions"] = media.prediction_table(
                     test_images, test_labels, evaluation, rows
                 )
+            if cfg.caption_images:
+                record["test_images"] = media.captioned_images(
+                    test_images, test_labels, evaluation, cfg.caption_images
+                )
             run.log(record)
 
-    run.log({"confusion_matrix": media.confusion_matrix(evaluation, test_labels)})
+    charts = {"confusion_matrix": media.confusion_matrix(evaluation, test_labels)}
+    if cfg.curves:
+        charts["roc_curve"] = media.roc_curve(evaluation, test_labels)
+        charts["pr_curve"] = media.pr_curve(evaluation, test_labels)
+    run.log(charts)
     metrics["images_per_sec"] = cfg.epochs * len(train_y) / train_seconds
     run.summary["images_per_sec"] = metrics["images_per_sec"]
     return metrics

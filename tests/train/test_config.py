@@ -32,6 +32,11 @@ def test_loosely_typed_sweep_and_cli_values_are_coerced():
         ({"dataset": "cifar10"}, "dataset"),
         ({"device": "tpu"}, "device"),
         ({"max_train": -1}, "max_train"),
+        ({"watch": "weights"}, "watch"),
+        ({"watch_freq": 0}, "watch_freq"),
+        ({"caption_images": -1}, "caption_images"),
+        ({"curves": "maybe"}, "curves"),
+        ({"curves": 2}, "curves"),
     ],
 )
 def test_each_bad_value_gives_an_error_naming_its_key(values, key):
@@ -41,8 +46,19 @@ def test_each_bad_value_gives_an_error_naming_its_key(values, key):
 
 def test_every_bad_key_is_reported_at_once():
     with pytest.raises(ConfigError) as info:
-        TrainConfig.from_mapping({"lr": -1, "epochs": 0})
-    assert "lr" in str(info.value) and "epochs" in str(info.value)
+        TrainConfig.from_mapping({"lr": -1, "epochs": 0, "watch": "all_of_it", "watch_freq": -5})
+    message = str(info.value)
+    assert all(key in message for key in ("lr", "epochs", "watch ", "watch_freq"))
+    assert "gradients, parameters, all" in message  # says what watch may be
+
+
+def test_logging_keys_default_to_cheap_and_accept_sweep_and_cli_forms():
+    cfg, _ = TrainConfig.from_mapping({})
+    assert (cfg.curves, cfg.caption_images, cfg.watch, cfg.watch_freq) == (True, 16, "none", 100)
+    for raw, expected in ((False, False), (0, False), ("false", False), ("Yes", True), (1, True)):
+        assert TrainConfig.from_mapping({"curves": raw})[0].curves is expected
+    cfg, _ = TrainConfig.from_mapping({"watch": "all", "watch_freq": 10.0})
+    assert (cfg.watch, cfg.watch_freq) == ("all", 10)
 
 
 def test_unknown_keys_are_returned_not_fatal():

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import sklearn.metrics
 import wandb
 
 from sweepkit.errors import ConfigError
 from sweepkit.train import run_training, train
 from sweepkit.train.media import TABLE_COLUMNS, table_rows
-from tests.wandb_disk import history, logged_table, run_summary
+from tests.wandb_disk import history, logged_table, logged_tables, run_summary
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +107,91 @@ def test_unknown_keys_are_kept_in_the_run_config_and_reported_once(capfd):
     assert err.count("config keys not used by train") == 1 and "optimizer" in err
     assert run_summary(result.run_dir)["config"]["optimizer"] == "sgd"
     assert len(logged_table(result.run_dir, "test_predictions")["data"]) == 32
+
+
+@pytest.fixture(scope="module")
+def watched_run(tmp_path_factory, data_dir):
+    """Two epochs whose prediction table holds the whole (capped) test set, with wandb.watch on.
+
+    128 test images in the seed's test batches of 64 (2 x batch_size 32), 64 per batch: every
+    test image is a table row, so the whole-test-set charts can be checked against the table.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        root = tmp_path_factory.mktemp("wandb-watched")
+        mp.setenv("WANDB_MODE", "offline")
+        mp.setenv("WANDB_SILENT", "true")
+        mp.setenv("WANDB_DIR", str(root))
+        mp.setenv("WANDB_DATA_DIR", str(root / "data"))
+        wandb.teardown()
+        settings = {
+            "epochs": 2, "dataset": "sample", "data_dir": data_dir, "max_train": 128,
+            "max_test": 128, "num_batches_to_log": 2, "images_per_batch": 64,
+            "caption_images": 5, "watch": "all", "watch_freq": 2, "log_interval": 2,
+        }  # fmt: skip
+        result = run_training(settings)
+        wandb.teardown()
+        return result
+
+
+def test_roc_curve_is_one_curve_per_class_over_the_whole_test_set(watched_run):
+    table = logged_tables(watched_run.run_dir, "test_predictions")[-1]
+    truths = np.array([row[3] for row in table["data"]])
+    scores = np.array([row[4:] for row in table["data"]])
+    roc = logged_table(watched_run.run_dir, "roc_curve_table")
+    assert roc["columns"] == ["class", "fpr", "tpr"]
+    assert {row[0] for row in roc["data"]} == {str(d) for d in range(10)}
+    for digit in range(10):
+        fpr, tpr, _ = sklearn.metrics.roc_curve(truths, scores[:, digit], pos_label=digit)
+        # Rates are ratios of counts: the same whatever the float width of the scores.
+        expected = sorted(zip(np.round(fpr, 3).tolist(), np.round(tpr, 3).tolist(), strict=True))
+        logged = sorted((row[1], row[2]) for row in roc["data"] if row[0] == str(digit))
+        assert logged == expected
+
+
+def test_pr_curve_is_one_curve_per_class_over_the_whole_test_set(watched_run):
+    table = logged_tables(watched_run.run_dir, "test_predictions")[-1]
+    truths = [row[3] for row in table["data"]]
+    scores = [row[4:] for row in table["data"]]
+    pr = logged_table(watched_run.run_dir, "pr_curve_table")
+    assert pr["columns"] == ["class", "precision", "recall"]
+    # wandb's own function on the table's rows (every test image) draws the same curves.
+    expected = wandb.plot.pr_curve(truths, scores, labels=[str(d) for d in range(10)])
+    logged = sorted(tuple(row) for row in pr["data"])
+    assert logged == sorted((row[0], float(row[1]), float(row[2])) for row in expected.table.data)
+
+
+def test_each_epoch_logs_its_table_wrong_guesses_and_captioned_images(watched_run):
+    tables = logged_tables(watched_run.run_dir, "test_predictions")
+    rows = history(watched_run.run_dir)
+    evals = [r for r in rows if "test_errors" in r]
+    assert len(tables) == len(evals) == 2  # one table per epoch, in order
+    for table, row in zip(tables, evals, strict=True):
+        assert len(table["data"]) == 128
+        assert row["test_errors"] == sum(r[2] != r[3] for r in table["data"])
+        # The first five test images, captioned as the second seed does.
+        by_id = {r[0]: r for r in table["data"]}
+        expected = [f"Pred: {by_id[f'{i}_0'][2]} Truth: {by_id[f'{i}_0'][3]}" for i in range(5)]
+        assert row["test_images.captions"] == expected
+        assert row["test_images.count"] == 5
+
+
+def test_watch_logs_gradient_and_parameter_histograms(watched_run, full_run):
+    keys = {k for row in history(watched_run.run_dir) for k in row}
+    for layer in ("layer1.0.weight", "layer2.1.bias", "fc.weight"):
+        assert f"gradients/{layer}.bins" in keys and f"parameters/{layer}.values" in keys
+    # watch: none, the default, logs none.
+    assert not any(
+        k.startswith(("gradients/", "parameters/")) for r in history(full_run.run_dir) for k in r
+    )
+
+
+def test_the_whole_test_set_charts_are_in_the_run_folder_of_a_default_run(full_run):
+    roc = logged_table(full_run.run_dir, "roc_curve_table")
+    pr = logged_table(full_run.run_dir, "pr_curve_table")
+    assert (
+        {row[0] for row in roc["data"]}
+        == {row[0] for row in pr["data"]}
+        == {str(d) for d in range(10)}
+    )
+    images = [r for r in history(full_run.run_dir) if "test_images.captions" in r]
+    assert len(images) == 1 and len(images[0]["test_images.captions"]) == 16
