@@ -321,7 +321,12 @@ class Executor:
         # "__main__" too: each run would otherwise re-import the script that started the agent
         # (multiprocessing imports it as __mp_main__), paying its imports once per run.
         assert isinstance(self.function, str)
-        modules = ["__main__", "sweepkit.agent", "wandb", self.function.partition(":")[0]]
+        module = self.function.partition(":")[0]
+        # And the module that defines the function (check_runnable has imported it): the
+        # package `sweepkit.train` loads its `train` (torch, pandas, scikit-learn: seconds)
+        # only on first use, which would otherwise be in every run.
+        defined_in = getattr(resolve_function(self.function), "__module__", None) or module
+        modules = ["__main__", "sweepkit.agent", "wandb", module, defined_in]
         self._context.set_forkserver_preload(modules)
         # Start the server now: it imports those modules while this process gets ready.
         multiprocessing.forkserver.ensure_running()
