@@ -110,11 +110,13 @@ EntityOption = Annotated[
     str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
 ]
 StoreOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
         envvar="SWEEPKIT_STORE",
-        help="The local backend's SQLite file.  [default: .sweepkit/sweeps.db]",
+        metavar="FILE|URL",
+        help="The local backend's store: a SQLite file (one machine) or "
+        "postgresql://USER@HOST:PORT/DB (any number of machines).  [default: .sweepkit/sweeps.db]",
         show_default=False,
     ),
 ]
@@ -356,7 +358,7 @@ def docker(
     Path(default_data_dir()).mkdir(
         parents=True, exist_ok=True
     )  # else docker creates it, owned by root
-    raise typer.Exit(docker_launch.run_containers(commands))
+    raise typer.Exit(docker_launch.run_containers(commands, store))
 
 
 @app.command()
@@ -509,7 +511,7 @@ def status(
         if as_json:
             print(json.dumps([json.loads(views.status_json(i)) for i in local.sweeps()], indent=2))
             return
-        views.show(local.sweeps, lambda infos: views.sweep_list_view(infos, str(local.store_path)),
+        views.show(local.sweeps, lambda infos: views.sweep_list_view(infos, local.store_label),
                    watch=every if watch else None,
                    active=lambda infos: any(map(views.is_active, infos)))  # fmt: skip
         return

@@ -15,6 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from sweepkit.backends.store import is_postgres
 from sweepkit.errors import SweepkitError
 from sweepkit.launch import split_count
 
@@ -36,7 +37,7 @@ def docker_argv(
     image: str,
     workdir: Path,
     data_dir: Path,
-    store: Path | None,
+    store: str | None,
     count: int | None,
     function: str | None,
 ) -> list[str]:
@@ -68,9 +69,13 @@ def docker_argv(
         CONTAINER_WORKDIR,
     ]
     agent = ["agent", sweep_id, "--label", f"gpu{gpu}"]
-    if store is not None:
-        store = store.resolve()
-        argv += ["-v", f"{store.parent}:/store", "-e", f"SWEEPKIT_STORE=/store/{store.name}"]
+    if store is not None and is_postgres(store):
+        # A server the container reaches itself; by name, as the W&B key: a password in the
+        # URL stays off the command line (run_containers puts it in docker's environment).
+        argv += ["-e", "SWEEPKIT_STORE"]
+    elif store is not None:
+        path = Path(store).resolve()
+        argv += ["-v", f"{path.parent}:/store", "-e", f"SWEEPKIT_STORE=/store/{path.name}"]
     if count is not None:
         agent += ["--count", str(count)]
     if function:
@@ -85,7 +90,7 @@ def plan_containers(
     image: str,
     workdir: Path,
     data_dir: Path,
-    store: Path | None,
+    store: str | None,
     count: int | None,
     function: str | None,
 ) -> list[list[str]]:
@@ -123,13 +128,15 @@ def check_engine() -> None:
         )
 
 
-def run_containers(commands: list[list[str]]) -> int:
-    """Start every container, wait for all; the exit code is the worst of theirs."""
+def run_containers(commands: list[list[str]], store: str | None = None) -> int:
+    """Start every container, wait for all; the exit code is the worst of theirs. A PostgreSQL
+    `store` reaches the containers through docker's environment (`-e SWEEPKIT_STORE`)."""
     check_engine()
+    env = {**os.environ, **({"SWEEPKIT_STORE": store} if store and is_postgres(store) else {})}
     # Ctrl-C reaches each attached `docker run`, which hands it to its agent (once: finish
     # the runs, twice: stop them); this process only waits for them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    processes = [subprocess.Popen(command) for command in commands]
+    processes = [subprocess.Popen(command, env=env) for command in commands]
     codes = [process.wait() for process in processes]
     return max(codes, default=0)
 

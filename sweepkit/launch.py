@@ -63,7 +63,7 @@ class AgentLaunch:
             parse_gpus(self.gpus, visible_gpu_count())
 
 
-def start(backend: Backend, sweep_id: str, launch: AgentLaunch, *, store: Path | None) -> int:
+def start(backend: Backend, sweep_id: str, launch: AgentLaunch, *, store: str | None) -> int:
     """Run the agent here, or start its workers and wait for them; return the exit code."""
     launch.check()
     if backend.name == "local" and not launch.options.label:  # a worker: its parent said it
@@ -231,7 +231,7 @@ def worker_argv(
     sweep_id: str,
     *,
     function: str | None,
-    store: Path | None,
+    store: str | None,
     log_dir: Path,
     agent_flags: list[str] | None = None,
 ) -> list[str]:
@@ -243,7 +243,7 @@ def worker_argv(
     if function:
         argv += ["--function", function]
     if store:
-        argv += ["--store", str(store)]
+        argv += ["--store", store]
     return argv
 
 
@@ -252,7 +252,7 @@ def run_workers(
     sweep_id: str,
     *,
     function: str | None,
-    store: Path | None,
+    store: str | None,
     log_dir: Path,
     stagger_s: float,
     agent_flags: list[str] | None = None,

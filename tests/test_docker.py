@@ -56,7 +56,7 @@ def test_custom_store_is_mounted_and_named(tmp_path):
     (commands,) = [
         plan_containers(
             "local-x", [3], image="img", workdir=tmp_path, data_dir=tmp_path,
-            store=tmp_path / "stores" / "s.db", count=None, function="m:f",
+            store=str(tmp_path / "stores" / "s.db"), count=None, function="m:f",
         )
     ]  # fmt: skip
     argv = commands[0]
