@@ -203,3 +203,20 @@ def hangs_until_stopped() -> None:
                 time.sleep(1)
         finally:
             Path("cleaned-up").write_text("yes")
+
+
+def gated() -> None:
+    """Logs loss = x, writes ``started-<x>`` in $SWEEPKIT_TEST_GATES, waits there for
+    ``release-<x>``, then writes ``done-<x>`` and ends: a test decides when the run ends."""
+    import os
+    import time
+    from pathlib import Path
+
+    gates = Path(os.environ["SWEEPKIT_TEST_GATES"])
+    with wandb.init() as run:
+        x = run.config["x"]
+        run.log({"loss": float(x)})
+        (gates / f"started-{x}").touch()
+        while not (gates / f"release-{x}").exists():
+            time.sleep(0.1)
+        (gates / f"done-{x}").touch()
