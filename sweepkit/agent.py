@@ -562,6 +562,10 @@ class _RunWatch:
                 note(f"run {self.run_id}: {ending[1]}")
                 ended_at = now
                 process.terminate()
+        if ending is None and self.interrupts.preempted and process.poll() != 0:
+            # SIGTERM reached the run too (Slurm signals every process of a task): it died of
+            # the same preemption before this loop saw the agent's own signal.
+            ending = (RunState.PREEMPTED, "preempted: its agent got SIGTERM; offered again")
         return ending or (RunState.FINISHED, None)
 
     def _beat(self) -> tuple[RunState, str | None] | None:

@@ -206,8 +206,9 @@ def hangs_until_stopped() -> None:
 
 
 def gated() -> None:
-    """Logs loss = x, writes ``started-<x>`` in $SWEEPKIT_TEST_GATES, waits there for
-    ``release-<x>``, then writes ``done-<x>`` and ends: a test decides when the run ends."""
+    """Logs loss = x, writes ``started-<x>`` (holding its CUDA_VISIBLE_DEVICES) in
+    $SWEEPKIT_TEST_GATES, waits there for ``release-<x>``, then writes ``done-<x>`` and ends:
+    a test decides when the run ends."""
     import os
     import time
     from pathlib import Path
@@ -216,7 +217,9 @@ def gated() -> None:
     with wandb.init() as run:
         x = run.config["x"]
         run.log({"loss": float(x)})
-        (gates / f"started-{x}").touch()
+        # What it was given to see: Slurm's --gres sets this per task.
+        (gates / f".started-{x}").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+        os.replace(gates / f".started-{x}", gates / f"started-{x}")  # whole when it appears
         while not (gates / f"release-{x}").exists():
             time.sleep(0.1)
         (gates / f"done-{x}").touch()
