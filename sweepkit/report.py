@@ -57,7 +57,8 @@ def render(info: SweepInfo, ranked: list[RunRecord], details: dict[str, RunDetai
         _section("Parameters against the metric", _parallel_coordinates(info)),
         _section("The metric, run by run", _metric_over_runs(info)),
         _section(
-            f"Curves of the best {min(TOP_RUNS, len(ranked))} runs", _curves(info, ranked, details)
+            f"Curves of the best {min(TOP_RUNS, len(ranked))} runs",
+            _elsewhere(details) + _curves(info, ranked, details),
         ),
         _section("Best run: confusion matrix", _confusion(best_details)),
         _section("Best run: misclassified test images", _mistakes(best_details)),
@@ -195,6 +196,17 @@ def _metric_over_runs(info: SweepInfo) -> str:
     ax.set_ylabel(info.metric_name or "metric")
     ax.legend()
     return _png(fig)
+
+
+def _elsewhere(details: dict[str, RunDetails]) -> str:
+    """One line naming the runs whose folders this machine cannot see, and where they are."""
+    away = [f"{run_id} ({d.elsewhere})" for run_id, d in details.items() if d.elsewhere]
+    if not away:
+        return ""
+    return _missing(
+        f"Run folders on other machines: {', '.join(away)}. Their metric comes from the store "
+        "(its curve too, where the store kept its points); their tables are not shown here."
+    )
 
 
 def _curves(info: SweepInfo, ranked: list[RunRecord], details: dict[str, RunDetails]) -> str:

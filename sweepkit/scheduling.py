@@ -28,6 +28,8 @@ _RUNNING, _CRASHED, _PREEMPTED, _FAILED = (
     RunState.PREEMPTED.value,
     RunState.FAILED.value,
 )
+# The states of runs scheduling may act on: still going, or ended without a result.
+UNSETTLED = (_RUNNING, _CRASHED, _PREEMPTED, _FAILED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,14 +46,53 @@ class Choice:
         return self.retry_of.attempt + 1 if self.retry_of else 1
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepRuns:
+    """What a claim reads of a sweep's runs: enough to decide, at a cost that does not grow
+    with the sweep for random search.
+
+    Every run that scheduling may act on is here in full (`unsettled`: running,
+    crashed, preempted, failed); of the others only what run_cap and
+    metric.target ask (how many points, the metric's extremes). The engine's
+    methods that read past runs (grid, bayes) get them all (`every`).
+    """
+
+    tries: int  # every run, retries too: the next run is the sweep's tries + 1st
+    points: int  # runs that are not a retry: what run_cap counts
+    metric_min: float | None  # over every run's metric value
+    metric_max: float | None
+    unsettled: list[ScheduledRun]  # running, crashed, preempted or failed, in claim order
+    retried: frozenset[str]  # runs whose point a later run repeats
+    every: list[ScheduledRun] | None = None  # all runs in claim order, when the engine reads them
+
+    @classmethod
+    def of(cls, runs: Sequence[ScheduledRun], *, with_every: bool = True) -> SweepRuns:
+        """The same facts, from a list of every run (what a store's SQL computes)."""
+        values = [r.metric_value for r in runs if r.metric_value is not None]
+        return cls(
+            tries=len(runs),
+            points=sum(r.retry_of is None for r in runs),
+            metric_min=min(values, default=None),
+            metric_max=max(values, default=None),
+            unsettled=[r for r in runs if r.state in UNSETTLED],
+            retried=frozenset(_retried(runs)),
+            every=list(runs) if with_every else None,
+        )
+
+
+def reads_past_runs(config: dict[str, Any]) -> bool:
+    """Whether the engine's method needs the sweep's past runs (random search draws without)."""
+    return config["method"] != "random"
+
+
 def choose(
     sweep: StoredSweep,
-    runs: Sequence[ScheduledRun],
+    runs: SweepRuns,
     *,
     max_retries: int,
     retry_ended_before: float | None = None,
 ) -> Choice:
-    """The sweep's next run, given its runs in claim order.
+    """The sweep's next run.
 
     A point offered again comes first, oldest first: a crashed run's (up to
     `max_retries` times), a preempted run's (always: not the run's fault),
@@ -62,7 +103,7 @@ def choose(
 
     >>> sweep = StoredSweep("local-x", None, None, None,
     ...     {"method": "grid", "parameters": {"a": {"values": [1]}}}, "running", 0.0)
-    >>> choose(sweep, [], max_retries=2).config
+    >>> choose(sweep, SweepRuns.of([]), max_retries=2).config
     {'a': {'value': 1}}
     """
     again = _offered_again(runs, max_retries, retry_ended_before)
@@ -71,21 +112,21 @@ def choose(
     config = sweep.config
     suggestion = None
     if not sweep_is_done(config, runs):
-        past = [] if config["method"] == "random" else engine_runs(config, runs)
+        past = engine_runs(config, runs.every or []) if reads_past_runs(config) else []
         suggestion = engine.next_run(config, past)
     if suggestion is None:
-        return Choice(finished=not any(r.state == _RUNNING for r in runs) and not lost(runs))
+        running = any(r.state == _RUNNING for r in runs.unsettled)
+        return Choice(finished=not running and not lost(runs.unsettled, runs.retried))
     # The engine hands out numpy scalars; the run's param file and wandb want plain values.
     return Choice(config=_plain(suggestion.config), search_info=_plain(suggestion.search_info))
 
 
 def _offered_again(
-    runs: Sequence[ScheduledRun], max_retries: int, retry_ended_before: float | None
+    runs: SweepRuns, max_retries: int, retry_ended_before: float | None
 ) -> ScheduledRun | None:
-    retried = _retried(runs)
     before = -math.inf if retry_ended_before is None else retry_ended_before
-    for run in runs:
-        if run.id in retried:
+    for run in runs.unsettled:
+        if run.id in runs.retried:
             continue
         state = run.state
         if (
@@ -102,27 +143,23 @@ def _retried(runs: Sequence[ScheduledRun]) -> set[str]:
     return {run.retry_of for run in runs if run.retry_of}
 
 
-def sweep_is_done(config: dict[str, Any], runs: Sequence[ScheduledRun]) -> bool:
+def sweep_is_done(config: dict[str, Any], runs: SweepRuns) -> bool:
     """run_cap reached (points, not tries: a retry repeats a point already counted), or a run
     reached metric.target."""
     cap = config.get("run_cap")
-    if cap is not None and sum(run.retry_of is None for run in runs) >= cap:
+    if cap is not None and runs.points >= cap:
         return True
     metric = config.get("metric") or {}
     target = metric.get("target")
     if target is None:
         return False
-    maximize = metric.get("goal", "minimize") == "maximize"
-    return any(
-        run.metric_value is not None
-        and (run.metric_value >= target if maximize else run.metric_value <= target)
-        for run in runs
-    )
+    if metric.get("goal", "minimize") == "maximize":
+        return runs.metric_max is not None and runs.metric_max >= target
+    return runs.metric_min is not None and runs.metric_min <= target
 
 
-def lost(runs: Sequence[ScheduledRun]) -> bool:
+def lost(runs: Sequence[ScheduledRun], retried: frozenset[str] | set[str]) -> bool:
     """A crashed run that no later run repeats: the sweep is not finished while it is lost."""
-    retried = _retried(runs)
     return any(run.state == _CRASHED and run.id not in retried for run in runs)
 
 

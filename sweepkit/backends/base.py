@@ -150,6 +150,9 @@ class RunDetails:
     history: list[dict[str, float]]
     predictions: Any = None  # sweepkit.runlog.LoggedTable of "test_predictions", if logged
     confusion: Any = None  # the LoggedTable of "confusion_matrix_table", if logged
+    # The machine holding the run's folder, when this one cannot see it: then `history` is
+    # only what the store kept of the metric (sweeps with early_terminate), and no tables.
+    elsewhere: str | None = None
 
 
 class Backend(abc.ABC):

@@ -85,10 +85,20 @@ class LocalBackend(Backend):
     def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
         from sweepkit.runlog import logged_table, read_run_log
 
-        folders = {r.id: r.location for r in self.sweep(sweep_id).runs}
+        info = self.sweep(sweep_id)
+        runs = {r.id: r for r in info.runs}
         details = {}
+        kept: dict[str, list[float]] | None = None
         for run_id in run_ids:
-            folder = folders.get(run_id)
+            folder = runs[run_id].location
+            if folder and not Path(folder).is_dir():  # logged on a machine this one cannot see
+                if kept is None:
+                    kept = self.store.metric_points(sweep_id)
+                details[run_id] = RunDetails(
+                    history=[{info.metric_name: v} for v in kept.get(run_id, [])],
+                    elsewhere=runs[run_id].host or "another machine",
+                )
+                continue
             run_file = next(Path(folder).glob("run-*.wandb"), None) if folder else None
             if run_file is None:
                 details[run_id] = RunDetails(history=[])

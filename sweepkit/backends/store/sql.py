@@ -291,11 +291,7 @@ class SQLStore(Store):
             sweep = _sweep(row)
             if sweep.state != "running":
                 return None
-            cursor.execute(
-                f"SELECT {_SCHEDULED_COLUMNS} FROM runs WHERE sweep_id = ? ORDER BY created_at, id",
-                (sweep_id,),
-            )
-            runs = [ScheduledRun(*row) for row in cursor.fetchall()]
+            runs = self._sweep_runs(cursor, sweep_id, scheduling.reads_past_runs(sweep.config))
             choice = scheduling.choose(
                 sweep, runs, max_retries=max_retries, retry_ended_before=retry_ended_before
             )
@@ -309,7 +305,7 @@ class SQLStore(Store):
                 return None
             claimed = ClaimedRun(
                 id=run_id,
-                display_name=f"{_slug(sweep.name or sweep_id)}-{len(runs) + 1}",
+                display_name=f"{_slug(sweep.name or sweep_id)}-{runs.tries + 1}",
                 config=choice.config,
                 log_file=log_file,
             )
@@ -327,6 +323,40 @@ class SQLStore(Store):
             return claimed
 
         return self._transact(work)
+
+    def _sweep_runs(self, cursor: Cursor, sweep_id: str, with_every: bool) -> scheduling.SweepRuns:
+        """What a claim reads of the sweep's runs (`scheduling.SweepRuns`): the runs it may act
+        on in full, counts and the metric's extremes of the rest; every run only for methods
+        that read past runs."""
+        cursor.execute(
+            "SELECT count(*), sum(CASE WHEN retry_of IS NULL THEN 1 ELSE 0 END),"
+            " min(metric_value), max(metric_value) FROM runs WHERE sweep_id = ?",
+            (sweep_id,),
+        )
+        tries, points, low, high = cursor.fetchone()
+        cursor.execute("SELECT retry_of FROM runs WHERE sweep_id = ? AND retry_of IS NOT NULL",
+                       (sweep_id,))  # fmt: skip
+        retried = frozenset(run_id for (run_id,) in cursor.fetchall())
+        every = None
+        if with_every:
+            cursor.execute(
+                f"SELECT {_SCHEDULED_COLUMNS} FROM runs WHERE sweep_id = ? ORDER BY created_at, id",
+                (sweep_id,),
+            )
+            every = [ScheduledRun(*row) for row in cursor.fetchall()]
+            unsettled = [run for run in every if run.state in scheduling.UNSETTLED]
+        else:
+            marks = ", ".join("?" for _ in scheduling.UNSETTLED)
+            cursor.execute(
+                f"SELECT {_SCHEDULED_COLUMNS} FROM runs WHERE sweep_id = ? AND state IN ({marks})"
+                " ORDER BY created_at, id",
+                (sweep_id, *scheduling.UNSETTLED),
+            )
+            unsettled = [ScheduledRun(*row) for row in cursor.fetchall()]
+        return scheduling.SweepRuns(
+            tries=tries, points=points or 0, metric_min=low, metric_max=high,
+            unsettled=unsettled, retried=retried, every=every,
+        )  # fmt: skip
 
     def _runs(self, cursor: Cursor, sweep_id: str) -> list[StoredRun]:
         cursor.execute(
