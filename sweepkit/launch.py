@@ -243,7 +243,7 @@ def worker_argv(
     if function:
         argv += ["--function", function]
     if store:
-        argv += ["--store", store]
+        argv += ["--store", str(store)]
     return argv
 
 

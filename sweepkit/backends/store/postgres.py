@@ -81,6 +81,9 @@ class PostgresStore(SQLStore):
     """Sweeps and their runs in a PostgreSQL database."""
 
     _LOCK_SWEEP = " FOR UPDATE"
+    _HAS_SCHEMA_TABLE = (
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'sweepkit_schema'"
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__(redacted(url))

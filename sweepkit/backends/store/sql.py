@@ -142,6 +142,8 @@ class SQLStore(Store):
     # Appended to the claim's read of its sweep: the lock that serialises claims (PostgreSQL
     # `FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already holds the whole file).
     _LOCK_SWEEP = ""
+    # Whether the store has its version table yet (each kind's own catalogue).
+    _HAS_SCHEMA_TABLE = "SELECT count(*) FROM sqlite_master WHERE name = 'sweepkit_schema'"
 
     def __init__(self, location: str) -> None:
         self.location = location
@@ -167,6 +169,9 @@ class SQLStore(Store):
             StoreError: the store was made by a newer sweepkit.
         """
 
+        if self._schema_version() == SCHEMA_VERSION:
+            return  # the usual case: no write lock taken just to open the store
+
         def work(cursor: Cursor) -> None:
             self._lock_for_migration(cursor)
             cursor.execute("CREATE TABLE IF NOT EXISTS sweepkit_schema (version INTEGER NOT NULL)")
@@ -188,6 +193,18 @@ class SQLStore(Store):
                 cursor.execute("INSERT INTO sweepkit_schema (version) VALUES (?)", (number,))
 
         self._transact(work)
+
+    def _schema_version(self) -> int | None:
+        """The store's schema version, read without a lock; None for a store without one."""
+
+        def work(cursor: Cursor) -> int | None:
+            cursor.execute(self._HAS_SCHEMA_TABLE)
+            if not cursor.fetchone()[0]:
+                return None
+            cursor.execute("SELECT max(version) FROM sweepkit_schema")
+            return cursor.fetchone()[0]
+
+        return self._transact(work, write=False)
 
     # Sweeps ---------------------------------------------------------------
 
