@@ -40,7 +40,7 @@ from pathlib import Path
 import wandb
 
 from sweepkit.backends.local import LocalBackend
-from sweepkit.backends.store import Store
+from sweepkit.backends.store import Store, open_store
 from sweepkit.follow import RunMetrics
 
 # Each agent run process re-executes this script's top level (multiprocessing's fork server
@@ -91,10 +91,10 @@ def time_agent(runs: int, workdir: Path) -> Timing:
     result = backend.agent(sweep_id, function=FUNCTION, count=runs)
     ended = time.time()
     assert (result.performed, result.failed) == (runs, 0), result
-    rows = backend.store.run_rows(sweep_id)
-    assert all(r["state"] == "finished" and "loss" in r["summary"] for r in rows), rows
+    rows = backend.store.runs(sweep_id)
+    assert all(r.state == "finished" and "loss" in r.summary for r in rows), rows
     # A run's row is written when the agent claims it: its created_at is the run's start.
-    return Timing(started, [r["created_at"] for r in rows], ended)
+    return Timing(started, [r.created_at for r in rows], ended)
 
 
 def time_optuna(trials: int, workdir: Path) -> Timing:
@@ -149,7 +149,7 @@ def claim_and_finish(store: Store, sweep_id: str, loss: Callable[[dict], float])
 
 def store_ms_per_run(config: dict, total: int, path: Path) -> tuple[float, float]:
     """Claim and finish `total` runs: mean ms per run (claim + finish) over all, and the last 100."""
-    store = Store(path)
+    store = open_store(path)
     sweep_id = store.create_sweep(config)
     times = []
     for _ in range(total):
@@ -164,7 +164,7 @@ def bayes_claim_ms(
     sizes: list[int], samples: int, path: Path
 ) -> tuple[dict[int, list[float]], float]:
     """Claim times (ms) with `size`, size+1, ... finished runs, `samples` of each size; and seconds spent."""
-    store = Store(path)
+    store = open_store(path)
     sweep_id = store.create_sweep(BAYES_SWEEP)
     start = time.perf_counter()
     claims = [  # claims[n]: the claim made with n finished runs

@@ -37,7 +37,7 @@ import yaml
 
 from sweepkit import proctree, program
 from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult, SweepInfo
-from sweepkit.backends.store import ClaimedRun, Store
+from sweepkit.backends.store import ClaimedRun, Store, StoredSweep
 from sweepkit.errors import ConfigError
 from sweepkit.follow import RunFollower
 from sweepkit.guard import Guard
@@ -371,18 +371,18 @@ class Executor:
 
 
 def run_environment(
-    sweep: dict[str, Any], run: ClaimedRun, wandb_dir: Path, param_path: Path, token: str
+    sweep: StoredSweep, run: ClaimedRun, wandb_dir: Path, param_path: Path, token: str
 ) -> dict[str, str]:
     """The variables `wandb agent` sets for a sweep run, with wandb offline, and the token that
     marks the run's processes (`sweepkit.proctree`)."""
     return {
         proctree.TOKEN_VARIABLE: token,
-        "WANDB_SWEEP_ID": sweep["id"],
+        "WANDB_SWEEP_ID": sweep.id,
         "WANDB_RUN_ID": run.id,
         "WANDB_NAME": run.display_name,  # offline runs get no name from a server
         "WANDB_SWEEP_PARAM_PATH": str(param_path),
-        "WANDB_PROJECT": sweep.get("project") or "sweepkit",
-        **({"WANDB_ENTITY": sweep["entity"]} if sweep.get("entity") else {}),
+        "WANDB_PROJECT": sweep.project or "sweepkit",
+        **({"WANDB_ENTITY": sweep.entity} if sweep.entity else {}),
         "WANDB_DIR": str(wandb_dir),
         "WANDB_MODE": "offline",
         **({"WANDB_SERVICE": os.environ["WANDB_SERVICE"]} if "WANDB_SERVICE" in os.environ else {}),
@@ -488,9 +488,9 @@ def run_agent(
             and left `running` in the store for the reaper.
     """
     options = options or AgentOptions()
-    sweep = store.sweep_row(sweep_id)
+    sweep = store.sweep(sweep_id)
     assert sweep is not None, "resolved by the backend"
-    executor = Executor(sweep["config"], function)
+    executor = Executor(sweep.config, function)
     # One wandb-core service for all of this agent's function runs: wandb.setup() starts it and
     # puts its address in WANDB_SERVICE, which each run inherits, so a run's wandb.init
     # connects instead of starting its own service (about 0.2 s a run). In-process runs tear
@@ -498,7 +498,7 @@ def run_agent(
     if executor.mode != IN_PROCESS:
         wandb.setup()
     result = AgentResult()
-    total = sweep_total(sweep["config"])
+    total = sweep_total(sweep.config)
 
     def progress() -> list[str]:
         lines = [sweep_line(sweep_info(), total)] if sweep_info else []
@@ -524,7 +524,7 @@ class _Agent:
     def __init__(
         self,
         store: Store,
-        sweep: dict[str, Any],
+        sweep: StoredSweep,
         executor: Executor,
         options: AgentOptions,
         interrupts: _Interrupts,
@@ -533,9 +533,9 @@ class _Agent:
     ) -> None:
         self.store, self.sweep, self.executor, self.options = store, sweep, executor, options
         self.interrupts, self.screen, self.guard = interrupts, screen, guard
-        self.sweep_id = sweep["id"]
+        self.sweep_id = sweep.id
         self.wandb_dir = Path(os.environ.get("WANDB_DIR") or os.getcwd()).resolve()
-        metric = sweep["config"].get("metric") or {}
+        metric = sweep.config.get("metric") or {}
         self.metric, self.goal = metric.get("name"), metric.get("goal", "minimize")
         self.prefix = f"[{options.label}] " if options.label else ""
         self.log_dir = (options.log_dir or run_log_dir(self.sweep_id)).resolve()
@@ -724,6 +724,10 @@ class _RunWatch:
                 note(f"run {self.run_id}: {ending[1]}")
                 ended_at = now
                 process.terminate()
+        if ending is None and self.interrupts.preempted and process.poll() != 0:
+            # SIGTERM reached the run too (Slurm signals every process of a task): it died of
+            # the same preemption before this loop saw the agent's own signal.
+            ending = (RunState.PREEMPTED, "preempted: its agent got SIGTERM; offered again")
         return ending or (RunState.FINISHED, None)
 
     def _beat(self) -> tuple[RunState, str | None] | None:

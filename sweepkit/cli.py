@@ -111,11 +111,13 @@ EntityOption = Annotated[
     str | None, typer.Option(envvar="WANDB_ENTITY", help="W&B entity (user or team).")
 ]
 StoreOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
         envvar="SWEEPKIT_STORE",
-        help="The local backend's SQLite file.  [default: .sweepkit/sweeps.db]",
+        metavar="FILE|URL",
+        help="The local backend's store: a SQLite file (one machine) or "
+        "postgresql://USER@HOST:PORT/DB (any number of machines).  [default: .sweepkit/sweeps.db]",
         show_default=False,
     ),
 ]
@@ -312,6 +314,42 @@ def agent(sweep_id: SweepIdArgument, store: StoreOption = None, *, launch: Agent
     from sweepkit.backends import backend_for_id
 
     raise typer.Exit(start_agents(backend_for_id(sweep_id, store), sweep_id, launch, store=store))
+
+
+@app.command()
+def slurm(
+    sweep_id: SweepIdArgument,
+    array: Annotated[
+        int, typer.Option("--array", min=1, metavar="N", help="Tasks in the array: each one agent.")
+    ],
+    gpus_per_task: Annotated[
+        int,
+        typer.Option(min=0, metavar="K", help="GPUs per task (--gres=gpu:K): Slurm sets "
+                     "CUDA_VISIBLE_DEVICES, so each task sees only its own."),
+    ] = 0,
+    time_limit: Annotated[
+        str | None, typer.Option("--time", help="Each task's time limit, as sbatch reads it (4:00:00).")
+    ] = None,
+    partition: Annotated[str | None, typer.Option(help="The Slurm partition.")] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", "-n", min=1, help="Runs per task.  [default: until the sweep is done]",
+                                 show_default=False),
+    ] = None,
+    function: FunctionOption = None,
+    store: StoreOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the sbatch script; submit nothing.")
+    ] = False,
+) -> None:  # fmt: skip
+    """Run the sweep's agents as a Slurm array job: each task runs `sweepkit agent ID` against
+    the shared store (a PostgreSQL URL for tasks on many nodes). Prints the job id. scancel and
+    preemption reach each agent as SIGTERM: its run is recorded preempted and offered again."""
+    from sweepkit import slurm as slurm_jobs
+
+    print(slurm_jobs.start_array(
+        sweep_id, tasks=array, store=store, gpus_per_task=gpus_per_task, time=time_limit,
+        partition=partition, count=count, function=function, dry_run=dry_run,
+    ))  # fmt: skip
 
 
 @app.command()
@@ -530,7 +568,7 @@ def status(
         if as_json:
             print(json.dumps([json.loads(views.status_json(i)) for i in local.sweeps()], indent=2))
             return
-        views.show(local.sweeps, lambda infos: views.sweep_list_view(infos, str(local.store_path)),
+        views.show(local.sweeps, lambda infos: views.sweep_list_view(infos, local.store_label),
                    watch=every if watch else None,
                    active=lambda infos: any(map(views.is_active, infos)))  # fmt: skip
         return

@@ -10,9 +10,10 @@ MNIST folder and wandb's staging folder are mounted at their own paths, so
 what the runs record (run folders, log files) is valid on the host for
 `status`, `report` and `sync`.
 
-The W&B key reaches a container on its standard input, never through `-e`
-(docker keeps `-e` values in the container's config, where `docker inspect`
-shows them), a command line or a file.
+The W&B key (and a PostgreSQL store's URL, which may hold a password) reaches
+a container on its standard input, never through `-e` (docker keeps `-e`
+values in the container's config, where `docker inspect` shows them), a
+command line or a file.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import TextIO
 from sweepkit import credentials
 from sweepkit import launch as launching
 from sweepkit.backends.base import Backend
+from sweepkit.backends.store import is_postgres
 from sweepkit.errors import SweepkitError
 from sweepkit.launch import AgentLaunch, Worker
 
@@ -36,7 +38,8 @@ DEFAULT_IMAGE = "sweepkit:latest"
 # Passed by name: docker copies each value from the environment of `docker run` itself.
 # None of them is a secret (docker inspect shows them).
 PASS_THROUGH = ("WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_MODE")
-SECRETS = ("WANDB_API_KEY",)  # handed over on stdin
+# Handed over on stdin: the W&B key, and a PostgreSQL store's URL (it may hold a password).
+SECRETS = ("WANDB_API_KEY", "SWEEPKIT_STORE")
 SECRETS_FROM = "SWEEPKIT_SECRETS_FROM"  # "stdin": the agent reads NAME=value lines first
 
 
@@ -139,9 +142,13 @@ def plan_containers(launch: AgentLaunch) -> list[Worker]:
     )
 
 
-def render(commands: list[list[str]], with_secrets: bool) -> str:
-    """The commands as shell lines; a key goes in through printf (a shell builtin: no argv)."""
-    feed = "printf 'WANDB_API_KEY=%s\\n' \"$WANDB_API_KEY\" | " if with_secrets else ""
+def render(commands: list[list[str]], secrets: list[str]) -> str:
+    """The commands as shell lines; the `secrets` (names) go in through printf from the shell's
+    own variables (printf is a shell builtin: no process's arguments hold them)."""
+    feed = ""
+    if secrets:
+        formats = "".join(f"{name}=%s\\n" for name in secrets)
+        feed = f"printf '{formats}' " + " ".join(f'"${name}"' for name in secrets) + " | "
     return "\n".join(feed + shlex.join(command) for command in commands)
 
 
@@ -168,11 +175,15 @@ def start_containers(
     launch: AgentLaunch,
     *,
     image: str,
-    store: Path | None,
+    store: str | None,
     data_dir: Path,
     dry_run: bool,
 ) -> int:
-    """Plan the containers, then print them (`dry_run`) or run them as the agent's workers."""
+    """Plan the containers, then print them (`dry_run`) or run them as the agent's workers.
+
+    A store file is mounted; a PostgreSQL store is reached over the host's network, its URL
+    handed over on stdin with the W&B key."""
+    server = store if store is not None and is_postgres(store) else None
     plan = plan_containers(launch)
     log_dir = (launch.options.log_dir or launching.run_log_dir(sweep_id)).resolve()
     mounts = Mounts(
@@ -181,10 +192,12 @@ def start_containers(
         staging_dir=Path(
             os.environ.get("WANDB_DATA_DIR") or Path.home() / ".local" / "share" / "wandb"
         ).resolve(),
-        store=store.resolve() if store is not None else None,
+        store=Path(store).resolve() if store is not None and server is None else None,
         log_dir=log_dir,
     )
-    secrets = secrets_payload({"WANDB_API_KEY": credentials.api_key() or ""})
+    handed = {"WANDB_API_KEY": credentials.api_key(), "SWEEPKIT_STORE": server}
+    handed = {name: value for name, value in handed.items() if value}
+    secrets = secrets_payload(handed)
     commands = {
         worker.index: container_argv(
             worker, sweep_id, launch, image=image, mounts=mounts, with_secrets=bool(secrets),
@@ -193,7 +206,7 @@ def start_containers(
         for worker in plan
     }  # fmt: skip
     if dry_run:
-        print(render(list(commands.values()), bool(secrets)))
+        print(render(list(commands.values()), list(handed)))
         return 0
     check_engine()
     for folder in mounts.folders():  # else docker makes them, owned by root

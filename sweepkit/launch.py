@@ -64,7 +64,7 @@ class AgentLaunch:
             parse_gpus(self.gpus, visible_gpu_count())
 
 
-def start(backend: Backend, sweep_id: str, launch: AgentLaunch, *, store: Path | None) -> int:
+def start(backend: Backend, sweep_id: str, launch: AgentLaunch, *, store: str | None) -> int:
     """Run the agent here, or start its workers and wait for them; return the exit code."""
     launch.check()
     if backend.name == "local" and not launch.options.label:  # a worker: its parent said it
@@ -290,7 +290,7 @@ def worker_argv(
     sweep_id: str,
     *,
     function: str | None,
-    store: str | Path | None,
+    store: str | None,
     log_dir: Path,
     options: AgentOptions,
 ) -> list[str]:

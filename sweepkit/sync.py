@@ -27,6 +27,7 @@ class SyncPlan:
     runs: list[tuple[str, str]]  # (run id, run folder) not uploaded yet
     already_synced: list[str]
     config: dict
+    elsewhere: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (run id, host)
 
     def describe(self) -> str:
         lines = [
@@ -44,15 +45,23 @@ class SyncPlan:
             lines.append(
                 f"then: wandb.sweep(<{self.config.get('method')} sweep config>, prior_runs=<{total} run ids>)"
             )
+        if self.elsewhere:
+            hosts = sorted({host for _, host in self.elsewhere})
+            lines.append(
+                f"{len(self.elsewhere)} run(s) not uploaded: their folders are on "
+                f"{', '.join(hosts)}, not here; run `sweepkit sync {self.sweep_id}` there"
+            )
         return "\n".join(lines)
 
 
 def plan_sync(backend: LocalBackend, sweep_id: str) -> SyncPlan:
     info = backend.sweep(sweep_id)  # an unknown id fails here
     store = backend.store
-    return SyncPlan(
-        sweep_id, store.unsynced_runs(sweep_id), store.synced_run_ids(sweep_id), info.config
-    )
+    hosts = {r.id: r.host or "another machine" for r in info.runs}
+    unsynced = store.unsynced_runs(sweep_id)
+    here = [(run_id, folder) for run_id, folder in unsynced if Path(folder).is_dir()]
+    away = [(run_id, hosts[run_id]) for run_id, folder in unsynced if not Path(folder).is_dir()]
+    return SyncPlan(sweep_id, here, store.synced_run_ids(sweep_id), info.config, away)
 
 
 def sync(

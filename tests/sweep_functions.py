@@ -215,3 +215,23 @@ def runs_until_released() -> None:
         run.log({"loss": float(run.config["x"])})
         while not Path("release").exists():
             time.sleep(0.1)
+
+
+def gated() -> None:
+    """Logs loss = x, writes ``started-<x>`` (holding its CUDA_VISIBLE_DEVICES) in
+    $SWEEPKIT_TEST_GATES, waits there for ``release-<x>``, then writes ``done-<x>`` and ends:
+    a test decides when the run ends."""
+    import os
+    import time
+    from pathlib import Path
+
+    gates = Path(os.environ["SWEEPKIT_TEST_GATES"])
+    with wandb.init() as run:
+        x = run.config["x"]
+        run.log({"loss": float(x)})
+        # What it was given to see: Slurm's --gres sets this per task.
+        (gates / f".started-{x}").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+        os.replace(gates / f".started-{x}", gates / f"started-{x}")  # whole when it appears
+        while not (gates / f"release-{x}").exists():
+            time.sleep(0.1)
+        (gates / f"done-{x}").touch()

@@ -201,3 +201,18 @@ def test_dockerfile_base_pair_satisfies_pyproject():
 def test_the_build_context_holds_what_the_dockerfile_copies(needed):
     ignore = (REPO / ".dockerignore").read_text().splitlines()
     assert "*" in ignore and f"!{needed}" in ignore  # and nothing else: no .venv, no wandb/
+
+
+def test_a_postgresql_store_goes_in_on_stdin_never_in_the_command(tmp_path, monkeypatch):
+    url = f"postgresql://sweeper:{SECRET}@db.example:5432/sweeps"
+    result = sweepkit(
+        "docker", "local-abc12345", "--workers", "1", "--store", url, "--dry-run", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    (line,) = result.stdout.strip().splitlines()
+    feed, command = line.split(" | ", 1)
+    assert feed == "printf 'SWEEPKIT_STORE=%s\\n' \"$SWEEPKIT_STORE\""
+    argv = shlex.split(command)
+    assert "--store" not in agent_part(argv)  # the agent reads SWEEPKIT_STORE from stdin
+    assert not any("SWEEPKIT_STORE" in a for a in argv)

@@ -10,7 +10,7 @@ import itertools
 import pytest
 
 from sweepkit import engine
-from sweepkit.backends.store import Store
+from sweepkit.backends.store import open_store
 from sweepkit.config import violations
 from tests.logged import logged
 
@@ -36,7 +36,7 @@ def test_runs_reach_the_engine_with_their_history_and_summary():
 
 
 def test_the_store_hands_the_engine_each_runs_metric(tmp_path, monkeypatch):
-    store = Store(tmp_path / "s.db")
+    store = open_store(tmp_path / "s.db")
     sweep_id = store.create_sweep(
         {
             "method": "bayes",
@@ -72,7 +72,7 @@ def test_the_store_hands_the_engine_each_runs_metric(tmp_path, monkeypatch):
 
 
 def test_hyperband_stops_a_lagging_run_on_either_release(tmp_path):
-    store = Store(tmp_path / "s.db")
+    store = open_store(tmp_path / "s.db")
     sweep_id = store.create_sweep(HYPERBAND)
     done, lagging, leading = (
         [store.claim_run(sweep_id).id for _ in range(3)],
@@ -93,7 +93,7 @@ def test_hyperband_stops_a_lagging_run_on_either_release(tmp_path):
 
 def test_a_nested_grid_ends_with_every_point_once(tmp_path):
     # 0.2 matched past runs by flattened names only: one point was handed out forever.
-    store = Store(tmp_path / "s.db")
+    store = open_store(tmp_path / "s.db")
     nested = {"lr": {"values": [1, 2, 3, 4]}, "momentum": {"values": ["a", "b", "c"]}}
     sweep_id = store.create_sweep({"method": "grid", "parameters": {"opt": {"parameters": nested}}})
     points = []

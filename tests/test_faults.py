@@ -71,8 +71,8 @@ def test_sigkilled_agent_mid_run_is_recovered_by_a_new_agent(workdir):
 CLAIMER = textwrap.dedent(
     """
     import sys
-    from sweepkit.backends.store import Store
-    store = Store(sys.argv[1])
+    from sweepkit.backends.store import open_store
+    store = open_store(sys.argv[1])
     while (run := store.claim_run(sys.argv[2])) is not None:
         store.finish_run(sys.argv[2], run.id, state="finished", progress=None, summary={}, run_dir=None)
     """
@@ -82,14 +82,14 @@ CLAIMER = textwrap.dedent(
 @pytest.mark.slow
 def test_store_survives_sigkill_in_the_middle_of_claims(tmp_path):
     """Claims at full speed, killed at random moments: never a torn row, never a point twice."""
-    from sweepkit.backends.store import Store
+    from sweepkit.backends.store import open_store
 
     db = tmp_path / "s.db"
     grid = {
         "method": "grid",
         "parameters": {"a": {"values": list(range(30))}, "b": {"values": list(range(10))}},
     }
-    sweep_id = Store(db).create_sweep(grid)
+    sweep_id = open_store(db).create_sweep(grid)
     rng = random.Random(0)
     for _ in range(6):
         claimer = subprocess.Popen([sys.executable, "-c", CLAIMER, str(db), sweep_id])
@@ -103,7 +103,7 @@ def test_store_survives_sigkill_in_the_middle_of_claims(tmp_path):
         assert sum(state == "running" for _, state in rows) <= 1  # at most the one it was holding
         check.close()
     # A new agent finishes the rest; the run each kill left "running" crashes and is retried.
-    store = Store(db)
+    store = open_store(db)
     while (run := store.claim_run(sweep_id, crash_grace_s=0.0)) is not None:
         store.finish_run(
             sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=None

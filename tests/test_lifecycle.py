@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sweepkit.backends.store import Store
+from sweepkit.backends.store import open_store
 from sweepkit.guard import GRACE_S
 from sweepkit.lifecycle import InvalidMove, RunState, Verdict, check_move, judge_lost_run
 from tests.logged import logged
@@ -141,8 +141,8 @@ def test_a_run_that_exited_non_zero_is_crashed_with_what_it_logged(tmp_path):
     assert never_started.progress.count == 0
 
 
-def test_a_run_is_recorded_once_even_if_the_reaper_and_its_agent_race(tmp_path):
-    store = Store(tmp_path / "s.db")
+def test_a_run_is_recorded_once_even_if_the_reaper_and_its_agent_race(store_location):
+    store = open_store(store_location)
     sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})
     run = store.claim_run(sweep_id)
     assert store.reap(sweep_id, crash_grace_s=0.0) == [(run.id, "crashed")]  # no folder: crashed
@@ -237,8 +237,8 @@ def test_sys_exit_0_in_a_function_is_a_finished_run(workdir):
     assert run["state"] == "finished" and run["metric"] == 1.0
 
 
-def test_run_cap_counts_points_not_their_retries(tmp_path):
-    store = Store(tmp_path / "s.db")
+def test_run_cap_counts_points_not_their_retries(store_location):
+    store = open_store(store_location)
     sweep_id = store.create_sweep(
         {"method": "random", "run_cap": 3, "parameters": {"x": {"min": 0.0, "max": 1.0}}}
     )

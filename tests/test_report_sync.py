@@ -262,3 +262,40 @@ def test_sync_uploads_with_wandb_sync_then_creates_the_sweep_once_per_run(small_
 def test_sync_refuses_a_wandb_sweep_id():
     result = sweepkit("sync", "ent/proj/abc123")
     assert result.returncode == 1 and "sync uploads local sweeps" in result.stderr
+
+
+def test_runs_logged_on_other_machines_come_from_the_store_and_are_named(small_sweep, tmp_path):
+    import json
+    import sqlite3
+
+    root, sweep_id = small_sweep
+    store = tmp_path / "s.db"  # this machine's view of a shared store: one run ran on node-b
+    with (
+        sqlite3.connect(root / ".sweepkit" / "sweeps.db") as source,
+        sqlite3.connect(store) as copy,
+    ):
+        source.backup(copy)
+        (best,) = copy.execute("SELECT id FROM runs ORDER BY metric_value DESC LIMIT 1").fetchone()
+        copy.execute(
+            "UPDATE runs SET host = 'node-b', run_dir = '/nodes/b/wandb/offline-run-x' WHERE id = ?",
+            (best,),
+        )
+        copy.execute("UPDATE runs SET synced_at = NULL")  # whatever the sync test did before
+    info = json.loads(
+        sweepkit("status", sweep_id, "--json", "--store", str(store), cwd=root).stdout
+    )
+    run = next(r for r in info["runs"] if r["id"] == best)
+    assert run["state"] == "finished" and run["metric"] is not None  # from the store
+    assert info["best"]["id"] == best
+
+    report = sweepkit(
+        "report", sweep_id, "--store", str(store), "--out", str(tmp_path / "r"), cwd=root
+    )
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert page.count("Run folders on other machines") == 1 and f"{best} (node-b)" in page
+
+    plan = sweepkit("sync", sweep_id, "--store", str(store), "--dry-run", cwd=root)
+    assert plan.returncode == 0, plan.stderr
+    assert "3 run(s) to upload" in plan.stdout and best not in plan.stdout.split("then:")[0]
+    assert "1 run(s) not uploaded: their folders are on node-b, not here" in plan.stdout

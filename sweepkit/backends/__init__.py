@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sweepkit.backends.base import AgentOptions, Backend, RunRecord, SweepInfo, UnknownSweepError
 from sweepkit.backends.local import LocalBackend
 from sweepkit.backends.store import LOCAL_PREFIX
@@ -24,7 +22,7 @@ __all__ = [
 ]
 
 
-def backend_for_new_sweep(choice: str, store: Path | None = None) -> Backend:
+def backend_for_new_sweep(choice: str, store: str | None = None) -> Backend:
     """`auto` is W&B when credentials are configured and WANDB_MODE is not offline, else local."""
     if choice not in BACKEND_CHOICES:
         raise ConfigError(f"--backend must be one of {', '.join(BACKEND_CHOICES)}, got {choice!r}")
@@ -43,7 +41,7 @@ def backend_for_new_sweep(choice: str, store: Path | None = None) -> Backend:
     return LocalBackend(store)
 
 
-def backend_for_id(sweep_id: str, store: Path | None = None) -> Backend:
+def backend_for_id(sweep_id: str, store: str | None = None) -> Backend:
     """Local ids start with ``local-``; any other id is a W&B sweep (``ID`` or ``entity/project/ID``)."""
     if sweep_id.startswith(LOCAL_PREFIX):
         return LocalBackend(store)

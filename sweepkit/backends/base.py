@@ -155,6 +155,9 @@ class RunDetails:
     prediction_epochs: list[Any] = dataclasses.field(default_factory=list)
     roc: Any = None  # the LoggedTable of "roc_curve_table" (class, fpr, tpr), if logged
     pr: Any = None  # the LoggedTable of "pr_curve_table" (class, precision, recall), if logged
+    # The machine holding the run's folder, when this one cannot see it: then `history` is
+    # only what the store kept of the metric (sweeps with early_terminate), and no tables.
+    elsewhere: str | None = None
 
     @classmethod
     def from_tables(

@@ -1,4 +1,5 @@
-"""The embedded local backend: sweep state in SQLite, runs chosen by W&B's `sweeps` engine."""
+"""The embedded local backend: sweep state in a store (a SQLite file or a PostgreSQL database),
+runs chosen by W&B's `sweeps` engine."""
 
 from __future__ import annotations
 
@@ -17,23 +18,36 @@ from sweepkit.backends.base import (
     SweepInfo,
     UnknownSweepError,
 )
-from sweepkit.backends.store import Store, default_store_path
+from sweepkit.backends.store import (
+    Store,
+    StoredSweep,
+    default_store_location,
+    open_store,
+    redacted,
+    store_exists,
+)
 from sweepkit.errors import SweepkitError
 
 
 class LocalBackend(Backend):
-    """Sweeps in one SQLite file on this machine; runs logged to wandb offline folders."""
+    """Sweeps in a store (a SQLite file on this machine, or PostgreSQL for many machines); runs
+    logged to wandb offline folders."""
 
     name = "local"
 
-    def __init__(self, store_path: str | Path | None = None) -> None:
-        self.store_path = Path(store_path) if store_path else default_store_path()
+    def __init__(self, store: str | Path | None = None) -> None:
+        self.store_location = str(store) if store else default_store_location()
         self._store: Store | None = None
+
+    @property
+    def store_label(self) -> str:
+        """Where the store is, for messages (a URL's password hidden); opens nothing."""
+        return redacted(self.store_location)
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.store_path)
+            self._store = open_store(self.store_location)
         return self._store
 
     def create(
@@ -57,7 +71,7 @@ class LocalBackend(Backend):
     ) -> AgentResult:
         from sweepkit.agent import run_agent  # imports wandb: only for commands that run
 
-        state = self._existing(sweep_id)["state"]
+        state = self._existing(sweep_id).state
         if state in ("finished", "canceled", "stopped"):
             hint = (
                 f"`sweepkit resume {sweep_id}` to go on"
@@ -73,10 +87,20 @@ class LocalBackend(Backend):
     def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
         from sweepkit.runlog import logged_tables, read_run_log
 
-        folders = {r.id: r.location for r in self.sweep(sweep_id).runs}
+        info = self.sweep(sweep_id)
+        runs = {r.id: r for r in info.runs}
         details = {}
+        kept: dict[str, list[float]] | None = None
         for run_id in run_ids:
-            folder = folders.get(run_id)
+            folder = runs[run_id].location
+            if folder and not Path(folder).is_dir():  # logged on a machine this one cannot see
+                if kept is None:
+                    kept = self.store.metric_points(sweep_id)
+                details[run_id] = RunDetails(
+                    history=[{info.metric_name: v} for v in kept.get(run_id, [])],
+                    elsewhere=runs[run_id].host or "another machine",
+                )
+                continue
             run_file = next(Path(folder).glob("run-*.wandb"), None) if folder else None
             if run_file is None:
                 details[run_id] = RunDetails(history=[])
@@ -95,40 +119,40 @@ class LocalBackend(Backend):
 
     def sweep(self, sweep_id: str) -> SweepInfo:
         row = self._existing(sweep_id)
-        metric = (row["config"].get("metric") or {}).get("name")
+        metric = (row.config.get("metric") or {}).get("name")
         runs = [
             RunRecord(
-                id=r["id"],
-                state=r["state"],
-                config={k: v.get("value") for k, v in r["config"].items()},
-                metric=r["metric_value"] if metric else None,
-                runtime=(r["ended_at"] or r["heartbeat_at"]) - r["created_at"],
-                location=r["run_dir"],
-                name=r["name"],
-                error=r["error"],
-                log_file=r["log_file"],
-                agent=r["agent"],
-                host=r["host"],
-                retry_of=r["retry_of"],
+                id=r.id,
+                state=r.state,
+                config={k: v.get("value") for k, v in r.config.items()},
+                metric=r.metric_value if metric else None,
+                runtime=(r.ended_at or r.heartbeat_at) - r.created_at,
+                location=r.run_dir,
+                name=r.name,
+                error=r.error,
+                log_file=r.log_file,
+                agent=r.agent,
+                host=r.host,
+                retry_of=r.retry_of,
             )
-            for r in self.store.run_rows(sweep_id)
+            for r in self.store.runs(sweep_id)
         ]
-        return SweepInfo(sweep_id, self.name, row["config"], row["state"], runs, name=row["name"])
+        return SweepInfo(sweep_id, self.name, row.config, row.state, runs, name=row.name)
 
     def sweeps(self) -> list[SweepInfo]:
         """Every sweep in the store, oldest first (`sweepkit status` with no id)."""
-        if not self.store_path.exists():
+        if not store_exists(self.store_location):
             return []
-        return [self.sweep(row["id"]) for row in self.store.sweep_rows()]
+        return [self.sweep(row.id) for row in self.store.sweeps()]
 
-    def _existing(self, sweep_id: str) -> dict[str, Any]:
-        if not self.store_path.exists():
+    def _existing(self, sweep_id: str) -> StoredSweep:
+        if not store_exists(self.store_location):
             raise UnknownSweepError(
-                f"unknown sweep {sweep_id}: there is no store at {self.store_path} (--store / SWEEPKIT_STORE)"
+                f"unknown sweep {sweep_id}: there is no store at {self.store_label} (--store / SWEEPKIT_STORE)"
             )
-        row = self.store.sweep_row(sweep_id)
+        row = self.store.sweep(sweep_id)
         if row is None:
             raise UnknownSweepError(
-                f"unknown sweep {sweep_id} in {self.store_path}; `sweepkit create` prints the ids"
+                f"unknown sweep {sweep_id} in {self.store.location}; `sweepkit create` prints the ids"
             )
         return row

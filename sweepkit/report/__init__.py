@@ -68,7 +68,10 @@ def render(
         section("Parameters against the metric", overview.parallel_coordinates(info)),
         section("Parameter importance", importance.view(info), "importance"),
         section("The metric, run by run", overview.metric_over_runs(info)),
-        section(f"Curves of the best {len(top)} runs", overview.curves(info, order, details)),
+        section(
+            f"Curves of the best {len(top)} runs",
+            overview.elsewhere(details) + overview.curves(info, order, details),
+        ),
         section("Best run: confusion matrix", overview.confusion(best_details)),
         _curve_sections(top, details),
         _table_sections(info, order, details, pair, named),

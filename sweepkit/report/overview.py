@@ -124,6 +124,17 @@ def metric_over_runs(info: SweepInfo) -> str:
     return png(fig)
 
 
+def elsewhere(details: dict[str, RunDetails]) -> str:
+    """One line naming the runs whose folders this machine cannot see, and where they are."""
+    away = [f"{run_id} ({d.elsewhere})" for run_id, d in details.items() if d.elsewhere]
+    if not away:
+        return ""
+    return missing(
+        f"Run folders on other machines: {', '.join(away)}. Their metric comes from the store "
+        "(its curve too, where the store kept its points); their tables are not shown here."
+    )
+
+
 def curves(info: SweepInfo, ranked: list[RunRecord], details: dict[str, RunDetails]) -> str:
     keys = [k for k in ("loss", info.metric_name) if k]
     top = [r for r in ranked[:TOP_RUNS] if details.get(r.id) and details[r.id].history]

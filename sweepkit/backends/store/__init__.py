@@ -1,0 +1,87 @@
+"""The local backend's sweep store, opened from where it is: a file path or a PostgreSQL URL.
+
+>>> is_postgres("postgresql://sweeps@db:5432/sweeps"), is_postgres(".sweepkit/sweeps.db")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from pathlib import Path
+
+from sweepkit.backends.store.base import (
+    KEEP_POINTS,
+    LOCAL_PREFIX,
+    SWEEP_COMMANDS,
+    ClaimedRun,
+    Store,
+    StoredRun,
+    StoredSweep,
+    StoreError,
+)
+
+__all__ = [
+    "KEEP_POINTS",
+    "LOCAL_PREFIX",
+    "SWEEP_COMMANDS",
+    "ClaimedRun",
+    "Store",
+    "StoreError",
+    "StoredRun",
+    "StoredSweep",
+    "default_store_location",
+    "is_postgres",
+    "open_store",
+    "redacted",
+    "store_exists",
+]
+
+DEFAULT_FILE = str(Path(".sweepkit") / "sweeps.db")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def default_store_location() -> str:
+    """$SWEEPKIT_STORE, or .sweepkit/sweeps.db in the working directory."""
+    return os.environ.get("SWEEPKIT_STORE") or DEFAULT_FILE
+
+
+def is_postgres(location: str) -> bool:
+    """Whether a store location is a PostgreSQL URL (else it is a SQLite file's path)."""
+    return location.startswith(POSTGRES_SCHEMES)
+
+
+def store_exists(location: str) -> bool:
+    """Whether there is a store there to read (a server is always asked: its tables are
+    made on first use)."""
+    return is_postgres(location) or Path(location).exists()
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages.
+
+    >>> redacted("postgresql://me:secret@db:5432/sweeps")
+    'postgresql://me:***@db:5432/sweeps'
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_store(location: str | Path | None = None) -> Store:
+    """The store at `location`: ``postgresql://USER@HOST:PORT/DB`` is a PostgreSQL store,
+    anything else the path of a SQLite file (made if missing). None: `default_store_location`.
+
+    Raises:
+        StoreError: it cannot be used as a sweep store (one line that says why).
+    """
+    location = str(location) if location is not None else default_store_location()
+    if is_postgres(location):
+        from sweepkit.backends.store.postgres import PostgresStore
+
+        return PostgresStore(location)
+    from sweepkit.backends.store.sqlite import SQLiteStore
+
+    return SQLiteStore(location)

@@ -1,0 +1,236 @@
+"""What a sweep hands out next, decided on its runs as the store keeps them.
+
+A store is only storage: inside its claim transaction it hands `choose` the
+sweep and its runs (`ScheduledRun` records, no metric histories), and inserts
+what comes back. Everything that decides lives here, once, for every store
+kind: the point offered again (a crash up to --retries times, a preemption
+always, --retry-failed), `run_cap`, `metric.target`, the `sweeps` engine's
+suggestion, and whether a sweep with nothing left is finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from sweepkit import engine
+from sweepkit.backends.store.base import ScheduledRun, StoredSweep
+from sweepkit.lifecycle import ENGINE_STATE, RunState
+
+# Plain strings: compared once per run per claim, faster than the enum's own __eq__.
+_RUNNING, _CRASHED, _PREEMPTED, _FAILED = (
+    RunState.RUNNING.value,
+    RunState.CRASHED.value,
+    RunState.PREEMPTED.value,
+    RunState.FAILED.value,
+)
+# The states of runs scheduling may act on: still going, or ended without a result.
+UNSETTLED = (_RUNNING, _CRASHED, _PREEMPTED, _FAILED)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """What `choose` decided: a config to run (new, or a point again), or nothing."""
+
+    config: dict[str, Any] | None = None  # {"name": {"value": v}}; None: nothing to hand out
+    search_info: dict[str, Any] | None = None  # what the engine attached to its suggestion
+    retry_of: ScheduledRun | None = None  # the run whose point this is again
+    finished: bool = False  # nothing left, nothing running, nothing lost: the sweep is done
+
+    @property
+    def attempt(self) -> int:
+        return self.retry_of.attempt + 1 if self.retry_of else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRuns:
+    """What a claim reads of a sweep's runs: enough to decide, at a cost that does not grow
+    with the sweep for random search.
+
+    Every run that scheduling may act on is here in full (`unsettled`: running,
+    crashed, preempted, failed); of the others only what run_cap and
+    metric.target ask (how many points, the metric's extremes). The engine's
+    methods that read past runs (grid, bayes) get them all (`every`).
+    """
+
+    tries: int  # every run, retries too: the next run is the sweep's tries + 1st
+    points: int  # runs that are not a retry: what run_cap counts
+    metric_min: float | None  # over every run's metric value
+    metric_max: float | None
+    unsettled: list[ScheduledRun]  # running, crashed, preempted or failed, in claim order
+    retried: frozenset[str]  # runs whose point a later run repeats
+    every: list[ScheduledRun] | None = None  # all runs in claim order, when the engine reads them
+
+    @classmethod
+    def of(cls, runs: Sequence[ScheduledRun], *, with_every: bool = True) -> SweepRuns:
+        """The same facts, from a list of every run (what a store's SQL computes)."""
+        values = [r.metric_value for r in runs if r.metric_value is not None]
+        return cls(
+            tries=len(runs),
+            points=sum(r.retry_of is None for r in runs),
+            metric_min=min(values, default=None),
+            metric_max=max(values, default=None),
+            unsettled=[r for r in runs if r.state in UNSETTLED],
+            retried=frozenset(_retried(runs)),
+            every=list(runs) if with_every else None,
+        )
+
+
+def reads_past_runs(config: dict[str, Any]) -> bool:
+    """Whether the engine's method needs the sweep's past runs (random search draws without)."""
+    return config["method"] != "random"
+
+
+def choose(
+    sweep: StoredSweep,
+    runs: SweepRuns,
+    *,
+    max_retries: int,
+    retry_ended_before: float | None = None,
+) -> Choice:
+    """The sweep's next run.
+
+    A point offered again comes first, oldest first: a crashed run's (up to
+    `max_retries` times), a preempted run's (always: not the run's fault),
+    and with `retry_ended_before`, a run's that failed or crashed for good
+    before then. Otherwise, unless `run_cap` or `metric.target` is reached,
+    the engine's suggestion (random search without the past runs: it draws
+    independently of them).
+
+    >>> sweep = StoredSweep("local-x", None, None, None,
+    ...     {"method": "grid", "parameters": {"a": {"values": [1]}}}, "running", 0.0)
+    >>> choose(sweep, SweepRuns.of([]), max_retries=2).config
+    {'a': {'value': 1}}
+    """
+    again = _offered_again(runs, max_retries, retry_ended_before)
+    if again is not None:
+        return Choice(config=again.config, retry_of=again)
+    config = sweep.config
+    suggestion = None
+    if not sweep_is_done(config, runs):
+        past = engine_runs(config, runs.every or []) if reads_past_runs(config) else []
+        suggestion = engine.next_run(config, past)
+    if suggestion is None:
+        running = any(r.state == _RUNNING for r in runs.unsettled)
+        return Choice(finished=not running and not lost(runs.unsettled, runs.retried))
+    # The engine hands out numpy scalars; the run's param file and wandb want plain values.
+    return Choice(config=_plain(suggestion.config), search_info=_plain(suggestion.search_info))
+
+
+def _offered_again(
+    runs: SweepRuns, max_retries: int, retry_ended_before: float | None
+) -> ScheduledRun | None:
+    before = -math.inf if retry_ended_before is None else retry_ended_before
+    for run in runs.unsettled:
+        if run.id in runs.retried:
+            continue
+        state = run.state
+        if (
+            (state == _CRASHED and run.attempt <= max_retries)
+            or state == _PREEMPTED
+            or (state in (_FAILED, _CRASHED) and run.ended_at is not None and run.ended_at < before)
+        ):
+            return run
+    return None
+
+
+def _retried(runs: Sequence[ScheduledRun]) -> set[str]:
+    """Runs whose end a later run repeats."""
+    return {run.retry_of for run in runs if run.retry_of}
+
+
+def sweep_is_done(config: dict[str, Any], runs: SweepRuns) -> bool:
+    """run_cap reached (points, not tries: a retry repeats a point already counted), or a run
+    reached metric.target."""
+    cap = config.get("run_cap")
+    if cap is not None and runs.points >= cap:
+        return True
+    metric = config.get("metric") or {}
+    target = metric.get("target")
+    if target is None:
+        return False
+    if metric.get("goal", "minimize") == "maximize":
+        return runs.metric_max is not None and runs.metric_max >= target
+    return runs.metric_min is not None and runs.metric_min <= target
+
+
+def lost(runs: Sequence[ScheduledRun], retried: frozenset[str] | set[str]) -> bool:
+    """A crashed run that no later run repeats: the sweep is not finished while it is lost."""
+    return any(run.state == _CRASHED and run.id not in retried for run in runs)
+
+
+def unfinished_points(runs: Sequence[ScheduledRun], max_retries: int) -> dict[str, int]:
+    """Points that ended without a result and will not be offered again on their own:
+    {"failed": n, "crashed": m} (crashed past `max_retries`)."""
+    retried = _retried(runs)
+    return dict(
+        Counter(
+            run.state
+            for run in runs
+            if run.id not in retried
+            and (run.state == _FAILED or (run.state == _CRASHED and run.attempt > max_retries))
+        )
+    )
+
+
+def stops_runs(config: dict[str, Any]) -> bool:
+    """Whether the sweep has an early_terminate rule the engine can apply (it needs a metric)."""
+    return "early_terminate" in config and "metric" in config
+
+
+def runs_to_stop(
+    config: dict[str, Any], runs: Sequence[ScheduledRun], points: dict[str, list[float]]
+) -> set[str]:
+    """Running runs that the sweep's early_terminate rule (hyperband) would stop now."""
+    stopped = engine.stop_runs(config, engine_runs(config, runs, points))
+    return {run.name for run in stopped if run.state == "running"}
+
+
+def engine_runs(
+    config: dict[str, Any],
+    runs: Sequence[ScheduledRun],
+    points: dict[str, list[float]] | None = None,
+) -> list[engine.SweepRun]:
+    """The sweep's runs as the engine reads them: configs, the metric, its history.
+
+    The engine reads a run's metric as the extremes of its history and its
+    summary (bayes), its last point (bayes' `impute: latest`), and, for
+    hyperband (`points`), its points in order. A run's history is handed over
+    as its kept points, if any, followed by its min, max and last: the same
+    answers as its whole history, at a size that does not grow with what it
+    logged.
+    """
+    metric = (config.get("metric") or {}).get("name")
+    names = engine.parameter_names(config)
+    handed = []
+    for run in runs:
+        kept = (points or {}).get(run.id, [])
+        tail = (
+            [v for v in (run.metric_min, run.metric_max, run.metric_last) if v is not None]
+            if run.metric_count > len(kept)
+            else []
+        )
+        handed.append(
+            engine.sweep_run(
+                run.id,
+                state=ENGINE_STATE[RunState(run.state)],
+                config=run.config,
+                history=[{metric: v} for v in (*kept, *tail)] if metric else [],
+                summary={metric: run.metric_value}
+                if metric and run.metric_value is not None
+                else {},
+                parameter_names=names,
+            )
+        )
+    return handed
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy with numpy scalars and arrays turned into Python numbers and lists."""
+    return json.loads(
+        json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
