@@ -163,7 +163,9 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     try:  # the engine's checks beyond the schema: min < max, probabilities, deprecated distributions
         extra = engine.engine_violations(config)
     except Exception as exc:  # it raises instead of reporting on some malformed parameters
-        extra = [_one_line(exc)]
+        # (0.2 compares a string `max` with `min` and raises TypeError): what the schema said
+        # of them is the reason; the exception is only news when the schema found nothing.
+        extra = [] if problems else [_one_line(exc)]
     raw_schema_messages = {e.message for e in errors}
     for message in extra:
         message = _with_parameter_path(message, config)
@@ -173,14 +175,19 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+_INVALID_PARAMETER_0_3 = "Invalid configuration for hyperparameter '"
 _INVALID_PARAMETER = "invalid hyperparameter configuration: "  # the engine's, before the name
 
 
 def _repeats(message: str, problems: list[str]) -> bool:
-    """The engine's 'invalid hyperparameter configuration: NAME' when NAME is already reported."""
-    if not message.startswith(_INVALID_PARAMETER):
+    """The engine's 'invalid hyperparameter configuration: NAME' (or, from 0.3's checks,
+    "Invalid configuration for hyperparameter 'NAME'") when NAME is already reported."""
+    if message.startswith(_INVALID_PARAMETER):
+        name = message.removeprefix(_INVALID_PARAMETER)
+    elif message.startswith(_INVALID_PARAMETER_0_3) and message.endswith("'"):
+        name = message.removeprefix(_INVALID_PARAMETER_0_3)[:-1]
+    else:
         return False
-    name = message.removeprefix(_INVALID_PARAMETER)
     return any(_about(p, f"parameters.{name}") for p in problems)
 
 

@@ -51,13 +51,20 @@ __all__ = [
 
 SweepRun = sweeps.SweepRun
 NESTING_DELIMITER = HyperParameterSet.NESTING_DELIMITER
-# Keys W&B documents whose meaning sweepkit implements itself, with the schema 0.3 gives them.
+# Keys W&B documents that 0.2's schema predates, with the schema 0.3 gives them: run_cap
+# (sweepkit enforces it), and W&B Launch's job and image_uri (sweepkit refuses them itself,
+# in one line that says why, on either release).
 SWEEPKIT_KEYS = {
     "run_cap": {
         "type": "integer",
         "description": "Sweep will run no more than this number of runs, across any number of agents",
         "exclusiveMinimum": 0,
-    }
+    },
+    "job": {"type": "string", "description": "Launch Job to run"},
+    "image_uri": {
+        "type": "string",
+        "description": "Sweeps on Launch will use this uri instead of a job",
+    },
 }
 GET_0_3 = "pip install 'sweeps>=0.3' 'numpy<2'"
 

@@ -221,7 +221,6 @@ KNOWN_DISTRIBUTIONS = (
             [
                 "parameters.a: 5 is not of type 'object'",
                 "parameters.b.values: is empty; give at least one value",
-                "Invalid configuration for hyperparameter 'a'",
                 "the sweeps engine cannot run this config: Sweep config values must be dicts, "
                 "found 5 of type <class 'int'>",
             ],
@@ -230,7 +229,6 @@ KNOWN_DISTRIBUTIONS = (
             {"a": 5},
             [
                 "parameters.a: 5 is not of type 'object'",
-                "Invalid configuration for hyperparameter 'a'",
                 "the sweeps engine cannot run this config: Sweep config values must be dicts, "
                 "found 5 of type <class 'int'>",
             ],
@@ -385,7 +383,12 @@ def test_the_grid_size_is_what_the_engine_hands_out(parameters):
     config = {"method": "grid", "parameters": parameters}
     runs = []
     while (suggestion := engine.next_run(config, runs)) is not None and len(runs) < 50:
-        runs.append(engine.sweep_run(f"r{len(runs)}", state="finished", config=suggestion.config))
+        # As the store hands runs back: by their flattened names (0.2 needs them).
+        names = engine.parameter_names(config)
+        run = engine.sweep_run(
+            f"r{len(runs)}", state="finished", config=suggestion.config, parameter_names=names
+        )
+        runs.append(run)
     assert summarize(config).grid_size == len(runs)
 
 
