@@ -31,7 +31,7 @@ from typing import Any
 
 from wandb.proto import wandb_internal_pb2 as pb
 
-from sweepkit.runlog import find_run_file
+from sweepkit.runlog import run_files
 
 FILE_HEADER = struct.Struct("<4sHB")  # ident, magic, version
 FILE_IDENT, FILE_MAGIC = b":W&B", 0xBEE1
@@ -412,13 +412,15 @@ class RunFollower:
         if not now and moment - self._looked_at < self.FIND_EVERY_S:
             return
         self._looked_at = moment
-        found = find_run_file(self.wandb_dir, self.run_id)
-        if found is None or found == self.run_file:
+        found = run_files(self.wandb_dir, self.run_id)
+        # Counted from the folders, not from the ones seen: a busy agent may first look
+        # after the function's first wandb run has come and gone.
+        self.restarts = max(self.restarts, len(found) - 1)
+        if not found or found[-1] == self.run_file:
             return
         if self.run_file is not None:
-            self.restarts += 1
             self.metrics = RunMetrics(self.metrics.metric, self.metrics.goal)
-        self.run_file, self._log = found, TransactionLog(found)
+        self.run_file, self._log = found[-1], TransactionLog(found[-1])
 
     def finish(self) -> None:
         """After the run's process ended: read on until its (last) wandb run's exit record, or

@@ -38,24 +38,29 @@ class RunLog:
 
 def find_run_file(wandb_dir: str | Path, run_id: str) -> Path | None:
     """The transaction log of run `run_id` under `wandb_dir/wandb/`, if it exists yet: the
-    newest, if the id has several folders (wandb adds ``-1``, ``-2`` to a folder whose name
-    is taken: `wandb.init` called again within the same second).
+    newest, if the id has several (see `run_files`).
 
     >>> find_run_file("/nonexistent", "abc") is None
     True
     """
+    found = run_files(wandb_dir, run_id)
+    return found[-1] if found else None
+
+
+def run_files(wandb_dir: str | Path, run_id: str) -> list[Path]:
+    """Every transaction log of run `run_id` under `wandb_dir/wandb/`, oldest first: a
+    function that calls `wandb.init` again makes a folder per call under the same id (wandb
+    adds ``-1``, ``-2`` to a folder whose name is taken: a second call within the second)."""
     pattern = re.compile(rf"-(\d{{8}}_\d{{6}})-{re.escape(run_id)}(?:-(\d+))?")
-    newest: tuple[str, int] | None = None
-    found = None
+    found: list[tuple[tuple[str, int], Path]] = []
     for folder in Path(wandb_dir, "wandb").glob(f"*-{glob.escape(run_id)}*"):
         match = pattern.search(folder.name)
         if match is None or match.end() != len(folder.name):
             continue
-        key = (match[1], int(match[2] or 0))
         run_file = folder / f"run-{run_id}.wandb"
-        if (newest is None or key > newest) and run_file.exists():
-            newest, found = key, run_file
-    return found
+        if run_file.exists():
+            found.append(((match[1], int(match[2] or 0)), run_file))
+    return [run_file for _, run_file in sorted(found)]
 
 
 def records(run_file: str | Path) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import wandb
 
-from sweepkit.follow import RunMetrics, TransactionLog, metric_value, record_kind
+from sweepkit.follow import RunFollower, RunMetrics, TransactionLog, metric_value, record_kind
 from tests.test_cli import sweepkit
 from tests.test_sweep_cli import create, status
 from tests.wandb_disk import run_records, run_summary
@@ -106,6 +106,18 @@ def test_a_metric_only_in_the_summary_is_still_the_runs_metric(tmp_path):
     metrics = RunMetrics("score")
     metrics.add(TransactionLog(write_run(tmp_path, log)).read())
     assert metrics.progress().value == 7.5 and metrics.progress().count == 0
+
+
+def test_a_second_wandb_init_is_counted_even_if_the_first_run_was_never_seen(tmp_path):
+    # A busy agent may first look after the function's first wandb run has come and gone
+    # (CI saw it): the count comes from the folders, the metric from the newest.
+    for loss in (100.0, 1.0):
+        with wandb.init(dir=str(tmp_path), project="follow", id="twice", mode="offline") as run:
+            run.log({"loss": loss})
+    follower = RunFollower(tmp_path, "twice", "loss", "minimize")
+    follower.finish()
+    assert follower.problems() == ["it called wandb.init 2 times; the last run's metric counts"]
+    assert follower.metrics.progress().value == 1.0
 
 
 def test_metric_names_reach_into_nested_summaries():
