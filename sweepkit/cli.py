@@ -269,22 +269,37 @@ AGENT_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 
 
-def with_agent_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command the options in AGENT_OPTIONS; it receives them as one `launch`."""
+def with_agent_options(
+    command: Callable[..., None] | None = None, *, leave_out: frozenset[str] = frozenset()
+) -> Any:
+    """Give a command the options in AGENT_OPTIONS (but those in `leave_out`, which keep their
+    defaults); it receives them as one `launch`."""
+    if command is None:
+        return functools.partial(with_agent_options, leave_out=leave_out)
     own = inspect.signature(command, eval_str=True)
     shared = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=hint, default=default)
         for name, (hint, default) in AGENT_OPTIONS.items()
+        if name not in leave_out
     ]
 
     @functools.wraps(command)
     def with_launch(**kwargs: Any) -> None:
-        chosen = {name: kwargs.pop(name) for name in AGENT_OPTIONS}
+        chosen = {
+            name: kwargs.pop(name) if name not in leave_out else default
+            for name, (_, default) in AGENT_OPTIONS.items()
+        }
         command(**kwargs, launch=_agent_launch(**chosen))
 
     mine = [p for name, p in own.parameters.items() if name != "launch"]
     with_launch.__signature__ = own.replace(parameters=[*mine, *shared])  # type: ignore[attr-defined]
     return with_launch
+
+
+# What a Slurm task's agent does not take from `sweepkit slurm`: the array decides the
+# workers and GPUs, the script sets each task's label, the task's output file is its log, and
+# --count there means runs per task.
+SLURM_DECIDES = frozenset({"count", "gpus", "per_gpu", "workers", "label", "run_logs"})
 
 
 def _agent_launch(
@@ -317,6 +332,7 @@ def agent(sweep_id: SweepIdArgument, store: StoreOption = None, *, launch: Agent
 
 
 @app.command()
+@with_agent_options(leave_out=SLURM_DECIDES)
 def slurm(
     sweep_id: SweepIdArgument,
     array: Annotated[
@@ -335,20 +351,23 @@ def slurm(
         int | None, typer.Option("--count", "-n", min=1, help="Runs per task.  [default: until the sweep is done]",
                                  show_default=False),
     ] = None,
-    function: FunctionOption = None,
     store: StoreOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the sbatch script; submit nothing.")
     ] = False,
+    *,
+    launch: AgentLaunch,
 ) -> None:  # fmt: skip
     """Run the sweep's agents as a Slurm array job: each task runs `sweepkit agent ID` against
-    the shared store (a PostgreSQL URL for tasks on many nodes). Prints the job id. scancel and
-    preemption reach each agent as SIGTERM: its run is recorded preempted and offered again."""
+    the shared store (a PostgreSQL URL for tasks on many nodes), with every agent option given
+    here. Prints the job id. scancel and preemption reach each agent as SIGTERM: its run is
+    recorded preempted and offered again."""
     from sweepkit import slurm as slurm_jobs
 
     print(slurm_jobs.start_array(
         sweep_id, tasks=array, store=store, gpus_per_task=gpus_per_task, time=time_limit,
-        partition=partition, count=count, function=function, dry_run=dry_run,
+        partition=partition, count=count, function=launch.function, options=launch.options,
+        dry_run=dry_run,
     ))  # fmt: skip
 
 

@@ -144,11 +144,11 @@ def run_log_dir(sweep_id: str) -> Path:
 def agent_args(
     sweep_id: str,
     *,
-    label: str,
+    label: str | None,
     count: int | None,
     function: str | None,
     store: str | Path | None,
-    log_dir: str | Path,
+    log_dir: str | Path | None,
     options: AgentOptions,
 ) -> list[str]:
     """The arguments of `sweepkit agent` that start the same agent elsewhere: a worker process
@@ -156,9 +156,10 @@ def agent_args(
     reaches every kind of worker.
 
     Args:
-        label: the worker's name in its lines ("w0 gpu0").
+        label: the worker's name in its lines ("w0 gpu0"); None: the caller adds it.
         count: runs this worker performs (None: until the sweep is done).
-        store, log_dir: as the worker sees them (a container sees its mounts).
+        store, log_dir: as the worker sees them (a container sees its mounts); no log_dir:
+            the runs' output goes to the agent's own (a Slurm task's output file).
         options: the agent options the worker gets, as this agent was given them.
 
     >>> agent_args("local-ab", label="w0 cpu", count=2, function=None, store=None,
@@ -166,7 +167,9 @@ def agent_args(
     ['agent', 'local-ab', '--label', 'w0 cpu', '--run-logs', '/logs', '--max-failures', '5',
      '--crash-grace', '60', '--retries', '2', '--count', '2']
     """
-    args = ["agent", sweep_id, "--label", label, "--run-logs", str(log_dir)]
+    args = ["agent", sweep_id]
+    args += ["--label", label] if label is not None else []
+    args += ["--run-logs", str(log_dir)] if log_dir is not None else []
     args += ["--max-failures", str(options.max_failures)]
     args += ["--crash-grace", f"{options.crash_grace_s:g}", "--retries", str(options.max_retries)]
     if options.retry_failed:

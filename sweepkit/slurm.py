@@ -24,8 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+from sweepkit.backends.base import AgentOptions
 from sweepkit.backends.store import is_postgres
 from sweepkit.errors import ConfigError, SweepkitError
+from sweepkit.launch import agent_args
 
 
 class SlurmUnavailableError(SweepkitError):
@@ -45,6 +47,7 @@ class ArrayJob:
     partition: str | None = None
     count: int | None = None  # runs per task (--count of each agent)
     function: str | None = None
+    options: AgentOptions = dataclasses.field(default_factory=AgentOptions)  # every task's
     python: str = sys.executable
 
     def __post_init__(self) -> None:
@@ -72,7 +75,7 @@ def array_script(job: ArrayJob) -> str:
     #SBATCH --output=/work/.sweepkit/slurm/%x-%A_%a.out
     #SBATCH --chdir=/work
     ...
-    exec /venv/bin/python -m sweepkit agent local-ab12cd34 --label "slurm-${SLURM_ARRAY_TASK_ID}"
+    exec /venv/bin/python -m sweepkit agent local-ab12cd34 --max-failures 5 ... --label "slurm-${SLURM_ARRAY_TASK_ID}"
     """
     directives = [
         f"--job-name=sweepkit-{job.sweep_id}",
@@ -83,9 +86,12 @@ def array_script(job: ArrayJob) -> str:
         *([f"--time={job.time}"] if job.time else []),
         *([f"--partition={job.partition}"] if job.partition else []),
     ]
-    agent = [job.python, "-m", "sweepkit", "agent", job.sweep_id]
-    agent += [*(["--count", str(job.count)] if job.count else [])]
-    agent += [*(["--function", job.function] if job.function else [])]
+    # The store comes from SWEEPKIT_STORE; the label, which bash expands, is added below.
+    agent = agent_args(
+        job.sweep_id, label=None, count=job.count, function=job.function, store=None,
+        log_dir=None, options=job.options,
+    )  # fmt: skip
+    agent = [job.python, "-m", "sweepkit", *agent]
     lines = ["#!/bin/bash", *(f"#SBATCH {d}" for d in directives), ""]
     if _has_password(job.store):
         lines.append(

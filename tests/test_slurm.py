@@ -39,9 +39,33 @@ def test_each_task_execs_one_agent_of_the_sweep_with_what_was_asked():
     (last,) = [line for line in script.splitlines() if line and not line.startswith("#")][-1:]
     # exec: no bash left between Slurm's SIGTERM and the agent.
     assert last == (
-        "exec /venv/bin/python -m sweepkit agent local-ab12cd34 --count 3 --function m:f"
-        ' --label "slurm-${SLURM_ARRAY_TASK_ID}"'
+        "exec /venv/bin/python -m sweepkit agent local-ab12cd34 --max-failures 5 --crash-grace 60"
+        ' --retries 2 --count 3 --function m:f --label "slurm-${SLURM_ARRAY_TASK_ID}"'
     )
+
+
+def test_every_agent_option_reaches_the_tasks(workdir):
+    from sweepkit import cli
+
+    flags = {
+        "--count": "3", "--function": "mod:fn", "--max-failures": "7", "--run-timeout": "99",
+        "--crash-grace": "33", "--retries": "4", "--retry-failed": None,
+    }  # fmt: skip
+    # Every option of `agent` but those the array itself decides.
+    wanted = {"--" + name.replace("_", "-") for name in set(cli.AGENT_OPTIONS) - cli.SLURM_DECIDES}
+    assert wanted | {"--count"} == set(flags), "a new agent option needs a value in this test"
+    sweep_id = create(workdir, GRID_2)
+    args = [part for flag, value in flags.items() for part in (flag, value) if part is not None]
+    result = sweepkit("slurm", sweep_id, "--array", "2", "--dry-run", *args, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    (exec_line,) = [line for line in result.stdout.splitlines() if line.startswith("exec ")]
+    agent = exec_line.split()
+    for flag, value in flags.items():
+        assert flag in agent, flag
+        if value is not None:
+            assert agent[agent.index(flag) + 1] == value, flag
+    refused = sweepkit("slurm", sweep_id, "--array", "2", "--workers", "2", cwd=workdir)
+    assert refused.returncode == 2 and "No such option: --workers" in refused.stderr
 
 
 def test_a_store_password_stays_out_of_the_script():
