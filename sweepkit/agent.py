@@ -37,7 +37,7 @@ import yaml
 
 from sweepkit import proctree, program
 from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult, SweepInfo
-from sweepkit.backends.store import ClaimedRun, Store, StoredSweep
+from sweepkit.backends.store import ClaimedRun, Store, StoredSweep, StoreError
 from sweepkit.errors import ConfigError
 from sweepkit.follow import RunFollower
 from sweepkit.guard import Guard
@@ -511,7 +511,17 @@ def run_agent(
     prefix = f"[{options.label}] " if options.label else ""
     with _Interrupts(prefix) as interrupts, screen.live, Guard() as guard:
         agent = _Agent(store, sweep, executor, options, interrupts, screen, guard)
-        agent.loop(result, count)
+        # Told to stop now, the agent does not wait out a lost server's patience: the store
+        # gives up (StoreError), the run going is ended by `perform`, the reaper offers it again.
+        store.stop_waiting = lambda: interrupts.kill  # type: ignore[method-assign]
+        try:
+            agent.loop(result, count)
+        except StoreError as exc:
+            if interrupts.kill:  # the exit code says the signal, as after a recorded stop
+                exc.exit_code = 143 if interrupts.preempted else 130
+            raise
+        finally:
+            del store.stop_waiting  # a library caller's store waits as before
         result.interrupted = interrupts.drain
         result.preempted = interrupts.preempted
     result.unfinished = store.unfinished_points(sweep_id, options.max_retries)

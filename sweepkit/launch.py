@@ -83,10 +83,9 @@ def start(backend: Backend, sweep_id: str, launch: AgentLaunch, *, store: str | 
     return start_workers(
         backend, sweep_id, plan, log_dir=log_dir,
         command=lambda worker: worker_argv(
-            worker, sweep_id, function=launch.function, store=store, log_dir=log_dir,
-            options=launch.options,
+            worker, sweep_id, function=launch.function, log_dir=log_dir, options=launch.options,
         ),
-        env=lambda worker: worker_env(worker, os.environ),
+        env=lambda worker: worker_env(worker, os.environ, store=store),
     )  # fmt: skip
 
 
@@ -283,9 +282,15 @@ def worker_variables(worker: Worker) -> dict[str, str]:
     return variables
 
 
-def worker_env(worker: Worker, base: Mapping[str, str]) -> dict[str, str]:
-    """The worker process's environment: `base` with the worker's variables."""
-    return {**base, **worker_variables(worker)}
+def worker_env(
+    worker: Worker, base: Mapping[str, str], *, store: str | None = None
+) -> dict[str, str]:
+    """The worker process's environment: `base` with the worker's variables and the store.
+
+    The store goes in SWEEPKIT_STORE, not on the command line, where `ps` would show any
+    password in a PostgreSQL URL to every user of the machine.
+    """
+    return {**base, **worker_variables(worker), **({"SWEEPKIT_STORE": store} if store else {})}
 
 
 def worker_argv(
@@ -293,15 +298,15 @@ def worker_argv(
     sweep_id: str,
     *,
     function: str | None,
-    store: str | None,
     log_dir: Path,
     options: AgentOptions,
 ) -> list[str]:
-    """`sweepkit agent` for one worker process, run by this same Python."""
+    """`sweepkit agent` for one worker process, run by this same Python (its store comes in
+    its environment: `worker_env`)."""
     return [
         sys.executable, "-m", "sweepkit",
         *agent_args(
-            sweep_id, label=worker.label, count=worker.count, function=function, store=store,
+            sweep_id, label=worker.label, count=worker.count, function=function, store=None,
             log_dir=log_dir, options=options,
         ),
     ]  # fmt: skip

@@ -55,13 +55,16 @@ def test_count_is_the_total_across_workers():
 def test_worker_command_line_is_a_plain_agent_of_the_same_sweep(tmp_path):
     worker = launch.Worker(index=1, gpu=2, threads=4, count=3)
     argv = launch.worker_argv(
-        worker, "local-abc", function="m:f", store=tmp_path / "s.db", log_dir=tmp_path,
-        options=AgentOptions(),
-    )  # fmt: skip
+        worker, "local-abc", function="m:f", log_dir=tmp_path, options=AgentOptions()
+    )
     assert argv[:5] == [sys.executable, "-m", "sweepkit", "agent", "local-abc"]
     joined = " ".join(argv)
     assert "--label w1 gpu2" in joined and "--count 3" in joined and "--function m:f" in joined
-    assert f"--store {tmp_path / 's.db'}" in joined and f"--run-logs {tmp_path}" in joined
+    assert f"--run-logs {tmp_path}" in joined and "--store" not in joined
+    # The store reaches it in its environment, where `ps` does not show a URL's password.
+    env = launch.worker_env(worker, {"SWEEPKIT_STORE": "old"}, store="postgresql://u:pw@h/db")
+    assert env["SWEEPKIT_STORE"] == "postgresql://u:pw@h/db"
+    assert launch.worker_env(worker, {"SWEEPKIT_STORE": "old"})["SWEEPKIT_STORE"] == "old"
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,11 @@ binaries every test here is skipped with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +58,45 @@ def test_run_cap_holds_with_parallel_agents_on_postgres(pg_workdir):
     agents = start_agents(pg_workdir, sweep_id, 3)
     assert [a.wait(timeout=300) for a in agents] == [0, 0, 0]
     assert status(pg_workdir, sweep_id)["counts"] == {"finished": 5}
+
+
+@pytest.mark.slow
+def test_workers_get_the_store_url_without_its_password_on_any_command_line(
+    workdir, postgres_url, monkeypatch
+):
+    secret = "pw-only-in-the-environment"
+    url = postgres_url.replace("://postgres@", f"://postgres:{secret}@")  # trust auth: any works
+    assert secret in url
+    monkeypatch.setenv("SWEEPKIT_STORE", url)
+    gates = workdir / "gates"
+    gates.mkdir()
+    monkeypatch.setenv("SWEEPKIT_TEST_GATES", str(gates))
+    sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1, 2]}\n")
+    agent = subprocess.Popen(
+        ["sweepkit", "agent", sweep_id, "--workers", "2", "-f", "tests.sweep_functions:gated"],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180  # a hang guard
+    while not all((gates / f"started-{x}").exists() for x in (1, 2)):  # both workers' runs go
+        assert agent.poll() is None and time.monotonic() < deadline, agent.communicate()
+        time.sleep(0.1)
+    command_lines = _command_lines()
+    assert any(b"--workers" in line for line in command_lines)  # the scan sees our processes
+    assert not [line for line in command_lines if secret.encode() in line]  # `ps` shows it nowhere
+    for x in (1, 2):
+        (gates / f"release-{x}").touch()
+    _, err = agent.communicate(timeout=300)
+    assert agent.returncode == 0, err[-2000:]
+    assert status(workdir, sweep_id)["counts"] == {"finished": 2}
+
+
+def _command_lines() -> list[bytes]:
+    """Every process's command line, as `ps` shows them to any user of the machine."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # a process that ended while we looked
+            lines.append(cmdline.read_bytes())
+    return lines
 
 
 def test_store_flag_takes_a_url_and_status_lists_the_sweeps_there(workdir, postgres_url):

@@ -8,6 +8,7 @@ done twice; a run that finished while the store was away is recorded when it com
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 import time
@@ -28,9 +29,11 @@ BACK = "is back after"
 class Agent:
     """`sweepkit agent` as a process whose stderr lines are collected as they come."""
 
-    def __init__(self, workdir: Path, sweep_id: str, function: str = "gated") -> None:
+    def __init__(
+        self, workdir: Path, sweep_id: str, function: str = "gated", options: tuple[str, ...] = ()
+    ) -> None:
         self.process = subprocess.Popen(
-            ["sweepkit", "agent", sweep_id, "-f", f"tests.sweep_functions:{function}"],
+            ["sweepkit", "agent", sweep_id, "-f", f"tests.sweep_functions:{function}", *options],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.lines: list[str] = []
@@ -184,3 +187,30 @@ def test_a_run_that_ends_while_the_server_is_away_is_recorded_when_it_is_back(
         (gates / f"release-{x}").touch()
     assert agent.finish() == 0, agent.lines
     assert_each_point_finished_once(pg_workdir, sweep_id)
+
+
+def test_sigterm_while_the_server_is_away_stops_the_agent_and_its_run_is_offered_again(
+    pg_workdir, gates, server, monkeypatch
+):
+    # Slurm preempting a task whose store is away: SIGKILL follows in seconds, so the agent
+    # must not wait out the store's patience (made an hour here: that wait would be a hang).
+    monkeypatch.setenv("SWEEPKIT_STORE_PATIENCE", "3600")
+    sweep_id = create(pg_workdir, GRID)
+    agent = Agent(pg_workdir, sweep_id)
+    wait_for(gates / "started-1", agent)
+    server.stop()
+    agent.wait_said(LOST)  # its heartbeat found the server gone
+    agent.process.send_signal(signal.SIGTERM)
+    assert agent.finish(timeout=60) == 143, agent.lines
+    (line,) = [line for line in agent.lines if line.startswith("error:")]
+    assert "told to stop while the sweep store" in line and "offers it again" in line
+    assert not (gates / "done-1").exists()  # its run was ended with it, not left going
+    server.resume()
+    release_all(gates)
+    # The next agent reaps the run left `running` and offers its point again.
+    second = Agent(pg_workdir, sweep_id, options=("--crash-grace", "5"))
+    assert second.finish() == 0, second.lines
+    runs = status(pg_workdir, sweep_id)["runs"]
+    assert sorted((r["config"]["x"], r["state"]) for r in runs) == [
+        (1, "crashed"), (1, "finished"), (2, "finished"), (3, "finished"), (4, "finished")
+    ]  # fmt: skip

@@ -14,7 +14,9 @@ said in one line when it starts and when the server is back. A claim and a
 run's end know whether their first try landed (the claim's run id and the
 end's time are chosen before the transaction), so nothing is done twice.
 After `SWEEPKIT_STORE_PATIENCE` seconds (300) without the server the agent
-stops with one line; its run is then left for the reaper.
+stops with one line; its run is then left for the reaper. An agent told to
+stop (SIGTERM, Ctrl-C twice) while the server is away stops at once, the
+same way: a preempted Slurm task has seconds before SIGKILL.
 """
 
 from __future__ import annotations
@@ -144,7 +146,12 @@ class PostgresStore(SQLStore):
                         "once the server is back (its run is reaped and offered again or "
                         "finished from its log); SWEEPKIT_STORE_PATIENCE waits longer"
                     ) from exc
-                time.sleep(BACKOFF_S[min(tries, len(BACKOFF_S) - 1)])
+                if not self._back_off(BACKOFF_S[min(tries, len(BACKOFF_S) - 1)]):
+                    raise StoreError(
+                        f"told to stop while the sweep store {self.location} is unreachable "
+                        f"({_first_line(exc)}): stopping without it (the run going is left to "
+                        "the next agent, which reaps it and offers it again)"
+                    ) from exc
                 tries += 1
                 continue
             except psycopg.Error as exc:
@@ -157,6 +164,16 @@ class PostgresStore(SQLStore):
                     f"{time.monotonic() - lost_since:.1f} s: reconnected"
                 )
             return result
+
+    def _back_off(self, seconds: float) -> bool:
+        """Sleep `seconds` unless `stop_waiting` says stop first; False if it did."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_waiting():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, 0.1))  # a signal's flag is seen within 0.1 s
+        return False
 
     def _transient(self, exc: Exception) -> bool:
         """A lost connection or a server starting, stopping or restarting: worth waiting for."""
