@@ -175,19 +175,18 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-_INVALID_PARAMETER_0_3 = "Invalid configuration for hyperparameter '"
 _INVALID_PARAMETER = "invalid hyperparameter configuration: "  # the engine's, before the name
 
 
 def _repeats(message: str, problems: list[str]) -> bool:
-    """The engine's 'invalid hyperparameter configuration: NAME' (or, from 0.3's checks,
-    "Invalid configuration for hyperparameter 'NAME'") when NAME is already reported."""
-    if message.startswith(_INVALID_PARAMETER):
-        name = message.removeprefix(_INVALID_PARAMETER)
-    elif message.startswith(_INVALID_PARAMETER_0_3) and message.endswith("'"):
-        name = message.removeprefix(_INVALID_PARAMETER_0_3)[:-1]
-    else:
+    """The engine's 'invalid hyperparameter configuration: NAME' when NAME is already reported.
+
+    (Its "Invalid configuration for hyperparameter 'NAME'" is raised, never listed: a
+    parameter that is not a mapping, which the schema has already said.)
+    """
+    if not message.startswith(_INVALID_PARAMETER):
         return False
+    name = message.removeprefix(_INVALID_PARAMETER)
     return any(_about(p, f"parameters.{name}") for p in problems)
 
 

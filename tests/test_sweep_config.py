@@ -366,6 +366,21 @@ def test_an_engine_exception_is_one_line_or_its_type():
     assert _one_line(KeyError()) == "KeyError"
 
 
+def test_an_engine_that_raises_is_said_only_where_the_schema_found_nothing(monkeypatch):
+    # 0.2 raises TypeError on a string `max` the schema has already refused; a release
+    # that raised on a config its schema accepts would be news, and is said.
+    from sweepkit import engine
+
+    def raises(config):
+        raise TypeError("'<' not supported\n  between str and int")
+
+    monkeypatch.setattr(engine, "engine_violations", raises)
+    bad = {"method": "random", "parameters": {"x": {"min": 0, "max": "1"}}}
+    assert violations(bad) == ["parameters.x.max: '1' is not of type 'number'"]
+    fine = {"method": "random", "parameters": {"x": {"min": 0, "max": 1}}}
+    assert violations(fine) == ["'<' not supported between str and int"]
+
+
 @pytest.mark.parametrize(
     "parameters",
     [

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sweepkit.backends.base import AgentResult, RunRecord, SweepInfo
+from sweepkit.backends.base import AgentResult, RunDetails, RunRecord, SweepInfo
 
 
 def run(id: str, state: str = "finished", metric: float | None = None, **fields) -> RunRecord:
@@ -101,3 +101,24 @@ def test_error_line_is_the_last_line_of_the_error():
 )
 def test_the_exit_code_says_what_happened_first_signals_then_losses(result, code):
     assert result.exit_code == code
+
+
+def test_run_details_keep_each_tables_last_version_and_every_epoch_of_the_predictions():
+    history = [{"loss": 1.0}]
+    tables = {
+        "test_predictions": ["epoch 1", "epoch 2", "epoch 3"],
+        "confusion_matrix_table": ["cm 1", "cm 2"],
+        "roc_curve_table": ["roc"],
+        "pr_curve_table": ["pr 1", "pr 2", "pr 3"],
+    }
+    details = RunDetails.from_tables(history, tables)
+    assert details.history is history
+    assert (details.predictions, details.confusion, details.roc, details.pr) == (
+        "epoch 3", "cm 2", "roc", "pr 3",
+    )  # fmt: skip
+    assert details.prediction_epochs == ["epoch 1", "epoch 2", "epoch 3"]
+    assert details.elsewhere is None
+    # A run that logged no tables (or a key logged never): nothing to show, no error.
+    bare = RunDetails.from_tables([], {"test_predictions": [], "roc_curve_table": []})
+    assert (bare.predictions, bare.confusion, bare.roc, bare.pr) == (None, None, None, None)
+    assert bare.prediction_epochs == []

@@ -298,3 +298,35 @@ def test_a_store_at_schema_1_gets_the_later_migrations(store_location, monkeypat
         lambda c: c.execute("SELECT max(version) FROM sweepkit_schema").fetchone()
     )
     assert versions == (sql.SCHEMA_VERSION,) and store.sweep(sweep_id).config == GRID_12
+
+
+@pytest.mark.parametrize("method", ["grid", "random"])
+def test_a_claim_reads_the_same_facts_as_scheduling_computes_from_every_run(store_location, method):
+    # The store's SQL (counts, extremes, only the unsettled runs for random search) must agree
+    # with `SweepRuns.of`, the definition in Python, on the same runs.
+    from sweepkit.scheduling import SweepRuns, reads_past_runs
+
+    store = open_store(store_location)
+    config = {"method": method, "parameters": {"x": {"values": list(range(8))}}}
+    sweep_id = store.create_sweep(config)
+    ends = ["finished", "failed", "crashed", "preempted", "finished", None]  # None: still running
+    for value, state in enumerate(ends):
+        run = store.claim_run(sweep_id, max_retries=0)
+        if state is not None:
+            progress = logged([float(value)]) if state == "finished" else None
+            store.finish_run(
+                sweep_id, run.id, state=state, progress=progress, summary={}, run_dir=None
+            )
+    store.claim_run(sweep_id, max_retries=0)  # the preempted point again: a retry
+    with_every = reads_past_runs(config)
+    read = store._transact(lambda cursor: store._sweep_runs(cursor, sweep_id, with_every))
+    expected = SweepRuns.of(store.runs(sweep_id), with_every=with_every)
+    facts = ("tries", "points", "metric_min", "metric_max", "retried")
+    assert [getattr(read, f) for f in facts] == [getattr(expected, f) for f in facts]
+    assert [(r.id, r.state) for r in read.unsettled] == [
+        (r.id, r.state) for r in expected.unsettled
+    ]
+    assert (read.every is None) == (expected.every is None) == (method == "random")
+    if read.every is not None:
+        assert [r.id for r in read.every] == [r.id for r in expected.every]
+    assert (read.tries, read.points, len(read.unsettled)) == (7, 6, 5)
