@@ -330,3 +330,35 @@ def test_a_claim_reads_the_same_facts_as_scheduling_computes_from_every_run(stor
     if read.every is not None:
         assert [r.id for r in read.every] == [r.id for r in expected.every]
     assert (read.tries, read.points, len(read.unsettled)) == (7, 6, 5)
+
+
+_FIRST_CLAIM = """
+import sys
+from sweepkit import scheduling
+from sweepkit.backends.store import open_store
+
+loaded = []
+choose = scheduling.choose
+def spy(*args, **kwargs):  # inside the claim's transaction, holding the sweep
+    loaded.append("sweeps.bayes_search" in sys.modules)
+    return choose(*args, **kwargs)
+scheduling.choose = spy
+open_store(sys.argv[1]).claim_run(sys.argv[2])
+print(loaded)
+"""
+
+
+def test_an_agents_first_claim_imports_the_engine_before_it_holds_the_sweep(store_location):
+    # The engine's first suggestion imports scipy and scikit-learn (~0.5 s): inside the
+    # claim's transaction every other agent of the sweep waited it out (32 agents: 20 s).
+    import subprocess
+    import sys
+
+    store = open_store(store_location)
+    sweep_id = store.create_sweep({"method": "random", "parameters": {"x": {"min": 0, "max": 1}}})
+    first = subprocess.run(  # a fresh process: nothing imported yet
+        [sys.executable, "-c", _FIRST_CLAIM, store_location, sweep_id],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == ["[True]"]

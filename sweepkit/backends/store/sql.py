@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sweepkit import scheduling
+from sweepkit import engine, scheduling
 from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
 from sweepkit.backends.store import base
 from sweepkit.backends.store.base import (
@@ -284,6 +284,7 @@ class SQLStore(Store):
     ) -> ClaimedRun | None:
         self.check_alive()
         self.reap(sweep_id, crash_grace_s)
+        engine.load_methods()  # its imports, not inside the transaction that holds the sweep
         # Chosen before the transaction, so that one run again on a new connection (the
         # server went away at the commit) finds its own run instead of claiming a second.
         run_id = new_id()
