@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import sweepkit
+from tests.test_launch import tagged_processes
+from tests.test_launch import workdir as workdir  # tags every process a test starts
 from tests.test_sweep_cli import GRID_12, create, status
 
 pytestmark = pytest.mark.postgres
@@ -80,7 +82,10 @@ def test_workers_get_the_store_url_without_its_password_on_any_command_line(
     while not all((gates / f"started-{x}").exists() for x in (1, 2)):  # both workers' runs go
         assert agent.poll() is None and time.monotonic() < deadline, agent.communicate()
         time.sleep(0.1)
-    command_lines = _command_lines()
+    command_lines = []  # as `ps` shows them to any user: the agent's, its workers', their runs'
+    for pid in tagged_processes():
+        with contextlib.suppress(OSError):  # a process that ended while we looked
+            command_lines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
     assert any(b"--workers" in line for line in command_lines)  # the scan sees our processes
     assert not [line for line in command_lines if secret.encode() in line]  # `ps` shows it nowhere
     for x in (1, 2):
@@ -88,15 +93,6 @@ def test_workers_get_the_store_url_without_its_password_on_any_command_line(
     _, err = agent.communicate(timeout=300)
     assert agent.returncode == 0, err[-2000:]
     assert status(workdir, sweep_id)["counts"] == {"finished": 2}
-
-
-def _command_lines() -> list[bytes]:
-    """Every process's command line, as `ps` shows them to any user of the machine."""
-    lines = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):  # a process that ended while we looked
-            lines.append(cmdline.read_bytes())
-    return lines
 
 
 def test_store_flag_takes_a_url_and_status_lists_the_sweeps_there(workdir, postgres_url):

@@ -42,11 +42,14 @@ def sweep(config: dict) -> StoredSweep:
     return StoredSweep("local-test", None, None, None, config, "running", 0.0)
 
 
-def offered(runs: list[ScheduledRun], **kwargs) -> str | None:
+def offered(
+    runs: list[ScheduledRun], *, retries: int = 2, retry_ended_before: float | None = None
+) -> str | None:
     """The id of the run whose point `choose` offers again, or None for a new point."""
     choice = choose(
-        sweep(GRID_3), SweepRuns.of(runs), max_retries=kwargs.pop("retries", 2), **kwargs
-    )
+        sweep(GRID_3), SweepRuns.of(runs), max_retries=retries,
+        retry_ended_before=retry_ended_before,
+    )  # fmt: skip
     assert choice.config is not None
     return choice.retry_of.id if choice.retry_of else None
 
