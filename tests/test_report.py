@@ -1,5 +1,6 @@
-"""The report's views on their own: parameter importance, the pair of runs compared, ROC
-averaging, and a sweep whose runs logged no table (a user's own function) in Chromium."""
+"""The report's views on their own: parameter importance, ROC averaging, and a sweep whose
+runs logged no table (a user's own function) in Chromium. What the views pick to show is
+tested in test_report_selections.py."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import pytest
 
 from sweepkit.backends import backend_for_new_sweep
 from sweepkit.backends.base import RunRecord, SweepInfo
-from sweepkit.report import compare, importance, roc_pr, write_report
-from sweepkit.report.overview import ranked
+from sweepkit.report import importance, roc_pr, write_report
 from tests.browser import broken_images
 
 
@@ -56,20 +56,6 @@ def test_importance_needs_three_finished_runs_and_says_so():
     assert "No parameter took more than one value" in importance.compute(sweep_of(same))
     few = importance.view(sweep_of([run(i, float(i), lr=i / 10) for i in range(4)]))
     assert "Fewer than 10 runs: a rough guide" in few
-
-
-def test_compare_defaults_to_the_best_and_worst_finished_run():
-    runs = [run(0, 80.0), run(1, 95.0), run(2, 50.0, "failed"), run(3, 60.0), run(4, None)]
-    info = sweep_of(runs)
-    a, b = compare.pick_pair(info, ranked(info), None)
-    assert (a.id, b.id) == ("r1", "r3")  # the failed run (50) is not finished
-    a, b = compare.pick_pair(info, ranked(info), ("sweep-2", "r0"))  # names or ids
-    assert (a.id, b.id) == ("r2", "r0")
-    with pytest.raises(
-        compare.UnknownRunError, match=r"no run r9 in sweep local-test \(its runs: r0"
-    ):
-        compare.pick_pair(info, ranked(info), ("r0", "r9"))
-    assert compare.pick_pair(sweep_of(runs[:1]), ranked(sweep_of(runs[:1])), None) is None
 
 
 def test_macro_average_of_roc_curves_is_their_mean_on_a_common_grid():

@@ -19,8 +19,17 @@ import html
 from pathlib import Path
 
 from sweepkit.backends.base import Backend, RunDetails, RunRecord, SweepInfo
-from sweepkit.report import compare, importance, over_time, overview, predictions, roc_pr, table
-from sweepkit.report.overview import TOP_RUNS, ranked
+from sweepkit.report import (
+    compare,
+    importance,
+    over_time,
+    overview,
+    predictions,
+    roc_pr,
+    selections,
+    table,
+)
+from sweepkit.report.overview import TOP_RUNS
 from sweepkit.report.page import asset, missing, section
 
 __all__ = ["render", "write_report"]
@@ -39,11 +48,11 @@ def write_report(
             worst finished run.
 
     Raises:
-        compare.UnknownRunError: a run in `compare_runs` is not in the sweep (nothing written).
+        selections.UnknownRunError: a run in `compare_runs` is not in the sweep (nothing written).
     """
     info = backend.sweep(sweep_id)
-    order = ranked(info)
-    pair = compare.pick_pair(info, order, compare_runs)
+    order = selections.ranked(info)
+    pair = selections.pick_pair(info, order, compare_runs)
     wanted = [r.id for r in order[:TOP_RUNS]] + [r.id for r in pair or ()]
     details = backend.run_details(sweep_id, list(dict.fromkeys(wanted)))
     out_dir.mkdir(parents=True, exist_ok=True)

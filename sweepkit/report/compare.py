@@ -7,9 +7,8 @@ from __future__ import annotations
 import html
 from collections import Counter
 
-from sweepkit.backends.base import RunDetails, RunRecord, SweepInfo
-from sweepkit.errors import SweepkitError
-from sweepkit.report import predictions
+from sweepkit.backends.base import RunDetails, RunRecord
+from sweepkit.report import predictions, selections
 from sweepkit.report.page import (
     class_axis,
     data_uri,
@@ -25,36 +24,10 @@ PER_GROUP = 8  # images shown per guess
 MAX_DISAGREEMENTS = 24
 
 
-class UnknownRunError(SweepkitError):
-    """A run named with --compare is not in the sweep."""
-
-
-def pick_pair(
-    info: SweepInfo, ranked: list[RunRecord], named: tuple[str, str] | None
-) -> tuple[RunRecord, RunRecord] | None:
-    """The two runs to compare: the ones named (id or name), else the best and the worst
-    finished run.
-
-    Raises:
-        UnknownRunError: a named run is not in the sweep (the message lists its runs).
-    """
-    if named is not None:
-        by_name = {r.id: r for r in info.runs} | {r.name: r for r in info.runs if r.name}
-        unknown = [n for n in named if n not in by_name]
-        if unknown:
-            known = ", ".join(r.id for r in info.runs) or "none"
-            raise UnknownRunError(
-                f"--compare: no run {', '.join(unknown)} in sweep {info.label} (its runs: {known})"
-            )
-        return by_name[named[0]], by_name[named[1]]
-    finished = [r for r in ranked if r.state == "finished"]
-    return (finished[0], finished[-1]) if len(finished) >= 2 else None
-
-
 def side_by_side(
     pair: tuple[RunRecord, RunRecord] | None, details: dict[str, RunDetails], named: bool
 ) -> str:
-    """The whole view for `pair` (from `pick_pair`)."""
+    """The whole view for `pair` (from `selections.pick_pair`)."""
     if pair is None:
         return missing(
             "Needs two finished runs with the sweep's metric (or --compare RUN_A RUN_B)."
@@ -86,15 +59,12 @@ def _label(run: RunRecord) -> str:
 
 
 def _grouped_by_guess(rows: list[Prediction]) -> str:
-    wrong = [p for p in rows if p.wrong]
-    if not wrong:
+    groups = selections.by_guess(rows)
+    if not groups:
         return missing(f"No misclassified image among its {len(rows)}.")
-    groups: dict[int, list[Prediction]] = {}
-    for p in wrong:
-        groups.setdefault(p.guess, []).append(p)
-    parts = [paragraph(f"{len(wrong)} misclassified of {len(rows)}, by guess:")]
-    for guess in sorted(groups):
-        group = groups[guess]
+    wrong = sum(len(group) for group in groups.values())
+    parts = [paragraph(f"{wrong} misclassified of {len(rows)}, by guess:")]
+    for guess, group in groups.items():
         truths = Counter(p.truth for p in group)
         most = max(truths.values())
         bars = "".join(
@@ -117,10 +87,9 @@ def _grouped_by_guess(rows: list[Prediction]) -> str:
 def _disagreements(
     a: RunRecord, rows_a: list[Prediction], b: RunRecord, rows_b: list[Prediction]
 ) -> str:
-    other = predictions.by_key(rows_b)
-    pairs = [(p, other[p.key]) for p in rows_a if p.key in other and other[p.key].guess != p.guess]
+    pairs, shared = selections.changed(rows_a, rows_b)
     title = (
-        f"<h3>Where they disagree: {len(pairs)} of the {sum(p.key in other for p in rows_a)} "
+        f"<h3>Where they disagree: {len(pairs)} of the {shared} "
         f"images both tables hold (green: {html.escape(a.id)}, purple: {html.escape(b.id)})</h3>"
     )
     figures = []

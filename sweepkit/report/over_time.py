@@ -8,7 +8,7 @@ import html
 import matplotlib.pyplot as plt
 
 from sweepkit.backends.base import RunDetails, RunRecord
-from sweepkit.report import predictions
+from sweepkit.report import selections
 from sweepkit.report.page import (
     class_axis,
     data_uri,
@@ -19,33 +19,21 @@ from sweepkit.report.page import (
     png,
     score_bars,
 )
-from sweepkit.report.predictions import Prediction
 
 MAX_SHOWN = 24  # images per view
-
-
-def run_with_epochs(
-    ranked: list[RunRecord], details: dict[str, RunDetails]
-) -> tuple[RunRecord, list[list[Prediction]]] | None:
-    """The best run whose prediction table was logged at two epochs or more."""
-    for run in ranked:
-        tables = predictions.epochs(details.get(run.id))
-        if len(tables) >= 2:
-            return run, tables
-    return None
 
 
 def changed_guesses(ranked: list[RunRecord], details: dict[str, RunDetails]) -> str:
     """The test images whose guess changed between the first and the last epoch of one run,
     each with its ten scores at both epochs (green: first epoch, purple: last)."""
-    found = run_with_epochs(ranked, details)
+    found = selections.run_with_epochs(ranked, details)
     if found is None:
         return missing(
             "No run logged its prediction table at two epochs or more (train with epochs >= 2)."
         )
     run, tables = found
-    first, last = tables[0], predictions.by_key(tables[-1])
-    pairs = [(p, last[p.key]) for p in first if p.key in last and last[p.key].guess != p.guess]
+    first = tables[0]
+    pairs, _ = selections.changed(first, tables[-1])
     n = len(tables)
     intro = (
         f"Run {run.id} (the best run with several epochs): {len(pairs)} of {len(first)} images "
@@ -73,7 +61,7 @@ def errors_over_time(ranked: list[RunRecord], details: dict[str, RunDetails]) ->
     last epoch that were wrong at its first."""
     lines = []
     for run in ranked:
-        counts, where = _errors_per_epoch(details.get(run.id))
+        counts, where = selections.errors_per_epoch(details.get(run.id))
         if counts:
             lines.append((run.id, counts, where))
     if not lines:
@@ -92,30 +80,19 @@ def errors_over_time(ranked: list[RunRecord], details: dict[str, RunDetails]) ->
     return paragraph(summary) + png(fig) + _still_wrong(ranked, details)
 
 
-def _errors_per_epoch(details: RunDetails | None) -> tuple[list[int], str]:
-    if details is None:
-        return [], ""
-    logged = [int(row["test_errors"]) for row in details.history if "test_errors" in row]
-    if logged:
-        return logged, "whole test set"
-    tables = predictions.epochs(details)
-    return [sum(p.wrong for p in t) for t in tables], "in the prediction table"
-
-
 def _still_wrong(ranked: list[RunRecord], details: dict[str, RunDetails]) -> str:
-    found = run_with_epochs(ranked, details)
+    found = selections.run_with_epochs(ranked, details)
     if found is None:
         return missing("Images still wrong at the end need a run with two epochs or more.")
     run, tables = found
-    first = predictions.by_key(tables[0])
-    stuck = [p for p in tables[-1] if p.wrong and p.key in first and first[p.key].wrong]
+    stuck = selections.still_wrong(tables[0], tables[-1])
     title = (
         f"<h3>Still wrong at the end: {len(stuck)} images of run {html.escape(run.id)} wrong "
         f"at epoch 1 and at epoch {len(tables)}</h3>"
     )
     figures = [
-        digit(uri, f"guess {first[p.key].guess}→{p.guess} / truth {p.truth}")
-        for p in stuck[:MAX_SHOWN]
+        digit(uri, f"guess {before.guess}→{p.guess} / truth {p.truth}")
+        for before, p in stuck[:MAX_SHOWN]
         if (uri := data_uri(p.image)) is not None
     ]
     if not stuck:

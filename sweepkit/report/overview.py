@@ -11,17 +11,11 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 from sweepkit.backends.base import RunDetails, RunRecord, SweepInfo
-from sweepkit.report import predictions
+from sweepkit.report import predictions, selections
 from sweepkit.report.page import data_uri, digit, fmt, grid, missing, paragraph, png
 
 TOP_RUNS = 3  # runs whose curves are drawn
 MAX_MISTAKES = 24  # misclassified images shown
-
-
-def ranked(info: SweepInfo) -> list[RunRecord]:
-    """Runs with a finite metric, best first."""
-    scored = [r for r in info.runs if r.metric is not None and math.isfinite(r.metric)]
-    return sorted(scored, key=lambda r: r.metric, reverse=info.maximize)  # type: ignore[arg-type, return-value]
 
 
 def glance(info: SweepInfo, best: RunRecord | None) -> str:
@@ -42,7 +36,7 @@ def glance(info: SweepInfo, best: RunRecord | None) -> str:
     params = sorted({k for r in info.runs for k in r.config})
     header = "".join(f"<th>{html.escape(h)}</th>" for h in ["run", "state", *params, metric])
     rows = []
-    for run in ranked(info)[:10]:
+    for run in selections.ranked(info)[:10]:
         cells = [run.id, run.state, *(fmt(run.config.get(p)) for p in params), fmt(run.metric)]
         css = " class='best'" if run.id == best.id else ""
         rows.append(f"<tr{css}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
@@ -192,7 +186,7 @@ def mistakes(details: RunDetails | None) -> str:
     rows = predictions.rows(details.predictions if details else None)
     if rows is None:
         return missing("The best run logged no prediction table.")
-    wrong = [p for p in rows if p.wrong]
+    wrong = selections.wrong(rows)
     if not wrong:
         return missing("Every image in the best run's prediction table was classified right.")
     figures = []
