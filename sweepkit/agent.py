@@ -53,6 +53,10 @@ WAITING = {
 }
 STOP_GRACE_S = 30.0  # after SIGTERM, how long a stopped run may take to finish its wandb run
 LEFTOVER_GRACE_S = 5.0  # after a run ended, how long the processes it left get after SIGTERM
+# Slurm signals every process of a task one after another, the agent among the last: a run
+# that died of a signal may be seen ended before the agent's own SIGTERM arrives.
+SIGTERM_SKEW_S = 2.0
+STOPPED_BY_SIGTERM = 128 + signal.SIGTERM  # a function run's exit code when SIGTERM stopped it
 
 
 def resolve_function(ref: str) -> Callable[..., Any]:
@@ -172,12 +176,13 @@ def _call_function(function: str | Callable[[], Any], error_file: str, log_file:
         return 0
     except BaseException as exc:
         Path(error_file).write_text(traceback.format_exc())
+        code = STOPPED_BY_SIGTERM if isinstance(exc, _StoppedBySignal) else 1
         if log_file is None or not _ends_with_exception(log_file, exc):
             sys.stderr.write(traceback.format_exc())
         if wandb.run is not None:  # its exit record tells the agent the run is over
             with contextlib.suppress(Exception):
                 wandb.finish(exit_code=1)
-        return 1
+        return code
 
 
 def _ends_with_exception(log_file: str, exc: BaseException) -> bool:
@@ -189,8 +194,13 @@ def _ends_with_exception(log_file: str, exc: BaseException) -> bool:
     return bool(lines) and lines[-1] == traceback.format_exception_only(exc)[-1].strip()
 
 
+class _StoppedBySignal(KeyboardInterrupt):
+    """SIGTERM in a function run: its agent's stop, or a scheduler's (Slurm signals every
+    process of a task). A KeyboardInterrupt, so that the user's code treats it as Ctrl-C."""
+
+
 def _raise_stopped(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt("stopped by the sweep agent")
+    raise _StoppedBySignal("stopped by SIGTERM")
 
 
 # How a function's runs start (`place`; the README's "W&B sweep scripts and notebooks").
@@ -408,6 +418,7 @@ class _Interrupts:
         self.drain = False
         self.kill = False
         self.preempted = False
+        self._sigterm = threading.Event()  # preempted, for a thread to wait on
         self._label = label
         self._previous: list[tuple[int, Any]] = []
 
@@ -434,6 +445,11 @@ class _Interrupts:
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.drain = self.kill = self.preempted = True
+        self._sigterm.set()
+
+    def preempted_within(self, seconds: float) -> bool:
+        """Whether SIGTERM reaches this agent within `seconds` (at once if it has)."""
+        return self._sigterm.wait(seconds)
 
 
 class _Screen:
@@ -495,7 +511,7 @@ def run_agent(
     # puts its address in WANDB_SERVICE, which each run inherits, so a run's wandb.init
     # connects instead of starting its own service (about 0.2 s a run). In-process runs tear
     # wandb down before each run, as W&B's agent does, so they cannot share one.
-    if executor.mode != IN_PROCESS:
+    if executor.mode != IN_PROCESS and not executor.is_program:  # programs start their own
         wandb.setup()
     result = AgentResult()
     total = sweep_total(sweep.config)
@@ -734,11 +750,22 @@ class _RunWatch:
                 note(f"run {self.run_id}: {ending[1]}")
                 ended_at = now
                 process.terminate()
-        if ending is None and self.interrupts.preempted and process.poll() != 0:
-            # SIGTERM reached the run too (Slurm signals every process of a task): it died of
-            # the same preemption before this loop saw the agent's own signal.
+        if ending is None and self._preempted_with_its_agent(process.poll()):
             ending = (RunState.PREEMPTED, "preempted: its agent got SIGTERM; offered again")
         return ending or (RunState.FINISHED, None)
+
+    def _preempted_with_its_agent(self, code: int | None) -> bool:
+        """Whether a run that ended unasked died of its agent's preemption: SIGTERM reached
+        the run too (Slurm signals every process of a task, the run's first), before this
+        loop saw the agent's own."""
+        if code == 0:
+            return False
+        if self.interrupts.preempted:
+            return True
+        # Killed by a signal (-N), stopped by SIGTERM (128+N), or its fork server gone (255:
+        # the code is lost): wait a moment for the agent's own SIGTERM.
+        signalled = code is not None and (code < 0 or code >= 128)
+        return signalled and self.interrupts.preempted_within(SIGTERM_SKEW_S)
 
     def _beat(self) -> tuple[RunState, str | None] | None:
         """Heartbeat with the metric's news; say whether the sweep wants the run ended."""

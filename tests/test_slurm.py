@@ -119,10 +119,15 @@ def submit(workdir: Path, sweep_id: str, *flags: str) -> str:
     return job_id
 
 
-def wait_until(predicate, what: str, cluster, timeout: float = 300) -> None:
+def wait_until(predicate, what: str, cluster, workdir: Path, timeout: float = 300) -> None:
+    """Poll `predicate` until it holds; past the hang guard, fail with what the tasks and
+    the cluster said."""
     deadline = time.monotonic() + timeout  # a hang guard
     while not predicate():
-        assert time.monotonic() < deadline, f"never: {what}\n{cluster.logs()}"
+        assert time.monotonic() < deadline, (
+            f"never: {what}\n--- the tasks' output:\n{task_logs(workdir)}\n--- the cluster:\n"
+            f"{cluster.logs()}"
+        )
         time.sleep(0.25)
 
 
@@ -138,7 +143,7 @@ def test_an_array_of_four_agents_works_a_sweep_to_the_end(slurm_workdir, cluster
     job = submit(
         slurm_workdir, sweep_id, "--array", "4", "--function", "tests.sweep_functions:quadratic"
     )
-    wait_until(lambda: not cluster.squeue(job), "the array ended", cluster)
+    wait_until(lambda: not cluster.squeue(job), "the array ended", cluster, slurm_workdir)
     info = status(slurm_workdir, sweep_id)
     assert info["state"] == "finished", task_logs(slurm_workdir)
     assert sorted(r["config"]["x"] for r in info["runs"]) == [float(x) for x in range(8)]
@@ -162,7 +167,7 @@ def test_each_task_sees_only_its_own_gpu_and_scancel_offers_its_run_again(slurm_
         "--function", "tests.sweep_functions:gated",
     )  # fmt: skip
     wait_until(lambda: (gates / "started-1").exists() and (gates / "started-2").exists(),
-               "both runs started", cluster)  # fmt: skip
+               "both runs started", cluster, slurm_workdir)  # fmt: skip
     # Both tasks hold a GPU at once: each sees one, and not the other's.
     seen = sorted((gates / f"started-{x}").read_text() for x in (1, 2))
     assert seen == ["0", "1"]
@@ -172,11 +177,11 @@ def test_each_task_sees_only_its_own_gpu_and_scancel_offers_its_run_again(slurm_
     subprocess.run(["scancel", f"{job}_{task}"], check=True, env=cluster.env)
     wait_until(
         lambda: [r["state"] for r in status(slurm_workdir, sweep_id)["runs"]].count("preempted") == 1,
-        "the cancelled task's run recorded preempted", cluster,
+        "the cancelled task's run recorded preempted", cluster, slurm_workdir,
     )  # fmt: skip
     (gates / "release-1").touch()
     (gates / "release-2").touch()  # the other task finishes its run, then takes x=1 again
-    wait_until(lambda: not cluster.squeue(job), "the array ended", cluster)
+    wait_until(lambda: not cluster.squeue(job), "the array ended", cluster, slurm_workdir)
     info = status(slurm_workdir, sweep_id)
     states = sorted((r["config"]["x"], r["state"]) for r in info["runs"])
     assert states == [(1, "finished"), (1, "preempted"), (2, "finished")], task_logs(slurm_workdir)

@@ -1,0 +1,526 @@
+"""The agent's decisions, in this process: `run_agent` over a real SQLite store, its runs real
+processes (a program sweep of a small script), its signals real signals sent to this process.
+
+The command-line tests (test_faults.py, test_lifecycle.py) run the same behaviour through
+`sweepkit agent` in other processes; these run the agent's loop here, where a mutation
+run (scripts/mutation.py) sees it. Heartbeats are made frequent (HEARTBEAT_S) so that the
+runs that wait on one take a fraction of a second; every wait here is on a store state or
+a process's end, with a deadline only against hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+import sweepkit.agent  # noqa: F401  (the package's `sweepkit.agent` is the function)
+from sweepkit.backends.base import AgentOptions
+from sweepkit.backends.store import Store, open_store
+from sweepkit.follow import RunFollower
+
+agent = sys.modules["sweepkit.agent"]  # the module: its loop, and HEARTBEAT_S to shorten
+DEADLINE_S = 60.0  # only against a hang
+
+# The run: its flags say what to do. `--env=FILE` writes its WANDB_* variables there.
+PROGRAM = """\
+import json, os, signal, sys, time
+args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
+if "pid" in args:
+    with open(args["pid"], "w") as f:
+        f.write(str(os.getpid()))
+if "env" in args:
+    wanted = ("WANDB_", "PYTHONUNBUFFERED", "SWEEPKIT_")
+    with open(args["env"], "w") as f:
+        json.dump({k: v for k, v in os.environ.items() if k.startswith(wanted)}, f)
+if args.get("ignore_term") == "True":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("run says", " ".join(sys.argv[1:]), flush=True)
+time.sleep(float(args.get("sleep", 0)))
+code = args.get("code", "0")
+sys.exit(int(code) if code.isdigit() else 0)  # "ok", "ok-2": distinct points, exit 0
+"""
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    """Make a program sweep in a fresh store; returns (store, make) where make(parameters,
+    **config) registers a sweep of PROGRAM and returns its id."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(agent, "HEARTBEAT_S", 0.1)
+    # These runs never call wandb.init: the agent's wait for their last records is short.
+    monkeypatch.setattr(RunFollower, "QUIET_S", 0.1)
+    (tmp_path / "prog.py").write_text(PROGRAM)
+    store = open_store(tmp_path / "sweeps.db")
+
+    def make(parameters: dict, **config) -> str:
+        return store.create_sweep(
+            {"program": "prog.py", "method": "grid", "parameters": parameters} | config
+        )
+
+    yield store, make
+    store.close()
+
+
+def values(**params) -> dict:
+    return {k: {"values": v} for k, v in params.items()}
+
+
+def states(store: Store, sweep_id: str) -> list[tuple[str, str]]:
+    """(state, error's last line) of every run, in the order claimed."""
+    runs = sorted(store.runs(sweep_id), key=lambda r: r.created_at)
+    return [
+        (r.state, (r.error or "").strip().splitlines()[-1:][0] if r.error else "") for r in runs
+    ]
+
+
+def when_running(
+    store_path: Path, sweep_id: str, then: Callable[[Store], None]
+) -> threading.Thread:
+    """In a thread with its own store connection: once a run of the sweep is running, do `then`."""
+
+    def watch() -> None:
+        other = open_store(store_path)
+        deadline = time.monotonic() + DEADLINE_S
+        while not any(r.state == "running" for r in other.runs(sweep_id)):
+            assert time.monotonic() < deadline, "no run started"
+            time.sleep(0.02)
+        then(other)
+        other.close()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def signal_self(signum: int) -> Callable[[Store], None]:
+    return lambda _store: os.kill(os.getpid(), signum)
+
+
+# --- runs and their ends -----------------------------------------------------------------------
+
+
+def test_count_bounds_the_runs_and_a_non_zero_exit_is_a_failed_run_naming_its_code(sweep):
+    store, make = sweep
+    sweep_id = make(values(code=["ok", "3", "ok-2", "4"]))
+    result = agent.run_agent(store, sweep_id, count=3)
+    assert (result.performed, result.failed, result.gave_up) == (3, 1, None)
+    assert states(store, sweep_id) == [
+        ("finished", ""), ("failed", "exited with code 3"), ("finished", ""),
+    ]  # fmt: skip
+    assert result.exit_code == 1 and not result.interrupted and not result.preempted
+    assert store.sweep_state(sweep_id) == "running"  # one point is left
+
+
+def test_an_agent_runs_the_sweep_to_its_end_without_a_count(sweep):
+    store, make = sweep
+    sweep_id = make(values(i=[1, 2, 3]))
+    result = agent.run_agent(store, sweep_id)
+    assert (result.performed, result.failed, result.exit_code) == (3, 0, 0)
+    assert [s for s, _ in states(store, sweep_id)] == ["finished"] * 3
+    assert store.sweep_state(sweep_id) == "finished" and result.unfinished == {}
+
+
+def test_max_failures_in_a_row_makes_the_agent_give_up_naming_the_last_error(sweep):
+    store, make = sweep
+    sweep_id = make(values(code=["1", "2", "5", "6"]))
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_failures=3))
+    assert (result.performed, result.failed) == (3, 3)
+    assert result.gave_up == "3 runs failed in a row; the last: exited with code 5"
+    assert result.exit_code == 1
+
+
+def test_max_failures_counts_failures_in_a_row_not_in_total(sweep):
+    store, make = sweep
+    sweep_id = make(values(code=["1", "ok", "2", "ok-2", "3", "4"]))
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_failures=2))
+    assert (result.performed, result.failed) == (6, 4)  # gave up after 3 and 4, in a row
+    assert result.gave_up == "2 runs failed in a row; the last: exited with code 4"
+
+
+def test_max_failures_defaults_to_five(sweep):
+    store, make = sweep
+    sweep_id = make(values(code=[str(c) for c in range(1, 8)]))
+    result = agent.run_agent(store, sweep_id)
+    assert (result.performed, result.failed) == (5, 5)
+    assert result.gave_up == "5 runs failed in a row; the last: exited with code 5"
+
+
+def test_a_command_that_cannot_start_is_a_failed_run_and_the_agent_goes_on(sweep, capsys):
+    store, make = sweep
+    sweep_id = make(values(i=[1, 2]), command=["./no-such-command", "${args}"])
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_failures=5))
+    assert (result.performed, result.failed) == (2, 2)
+    runs = states(store, sweep_id)
+    assert [s for s, _ in runs] == ["failed", "failed"]
+    assert all(e.startswith("its command could not start: ") for _, e in runs)
+    assert "no-such-command" in runs[0][1]
+    assert "failed: its command could not start" in capsys.readouterr().err
+
+
+def test_a_run_past_its_timeout_is_ended_and_failed(sweep):
+    store, make = sweep
+    sweep_id = make(values(sleep=[60]))
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.3))
+    assert (result.performed, result.failed) == (1, 1)
+    assert states(store, sweep_id) == [("failed", "timed out after 0.3 s (--run-timeout)")]
+
+
+def test_a_run_within_its_timeout_is_left_alone(sweep):
+    store, make = sweep
+    sweep_id = make(values(sleep=[0.3]))
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=30))
+    assert states(store, sweep_id) == [("finished", "")] and result.exit_code == 0
+
+
+# --- what the sweep says while a run goes -------------------------------------------------------
+
+
+def test_a_running_run_beats_and_its_agent_stops_it_when_the_sweep_is_canceled(sweep, tmp_path):
+    store, make = sweep
+    sweep_id = make(values(sleep=[60, 61]))
+    beats: set[float] = set()
+
+    def cancel(other: Store) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while len(beats) < 3:  # it beats while it runs
+            assert time.monotonic() < deadline, "no heartbeat"
+            (run,) = other.runs(sweep_id)
+            beats.add(run.heartbeat_at)
+            time.sleep(0.02)
+        other.change_sweep_state(sweep_id, "cancel")
+
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, cancel)
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert states(store, sweep_id) == [("killed", "the sweep was canceled")]  # no second run
+    assert (result.performed, result.failed) == (1, 0)
+
+
+def test_a_run_that_ignores_sigterm_is_killed_after_the_stop_grace(sweep, tmp_path, monkeypatch):
+    store, make = sweep
+    monkeypatch.setattr(agent, "STOP_GRACE_S", 0.5)
+    sweep_id = make(values(sleep=[60], ignore_term=[True]))
+    cancel = when_running(
+        tmp_path / "sweeps.db", sweep_id, lambda s: s.change_sweep_state(sweep_id, "cancel")
+    )
+    agent.run_agent(store, sweep_id)
+    cancel.join()
+    assert states(store, sweep_id) == [("killed", "the sweep was canceled")]
+
+
+def test_early_termination_stops_the_runs_the_sweep_names(sweep, monkeypatch):
+    store, make = sweep
+    sweep_id = make(values(sleep=[60]))
+    stop_asked = []
+
+    def runs_to_stop(asked_sweep: str) -> set[str]:
+        stop_asked.append(asked_sweep)
+        return {r.id for r in store.runs(sweep_id) if r.state == "running"}
+
+    monkeypatch.setattr(
+        store, "runs_to_stop", runs_to_stop
+    )  # the rule is the store's (tested there)
+    result = agent.run_agent(store, sweep_id)
+    assert states(store, sweep_id) == [("stopped", "stopped by early termination")]
+    assert set(stop_asked) == {sweep_id} and result.exit_code == 0
+
+
+def test_a_paused_sweep_holds_the_agent_until_it_is_resumed(sweep, tmp_path, monkeypatch, capsys):
+    store, make = sweep
+    sweep_id = make(values(i=[1, 2]))
+    store.change_sweep_state(sweep_id, "pause")
+    paused_seen = threading.Event()
+    sweep_state = store.sweep_state
+
+    def watched(asked: str) -> str:
+        state = sweep_state(asked)
+        if state == "paused":
+            paused_seen.set()
+        return state
+
+    monkeypatch.setattr(store, "sweep_state", watched)
+
+    def resume() -> None:
+        assert paused_seen.wait(DEADLINE_S)
+        time.sleep(0.3)  # several polls: the agent says it waits once, not at each poll
+        other = open_store(tmp_path / "sweeps.db")
+        assert states(other, sweep_id) == []  # nothing was handed out while paused
+        other.change_sweep_state(sweep_id, "resume")
+        other.close()
+
+    thread = threading.Thread(target=resume, daemon=True)
+    thread.start()
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert result.performed == 2 and store.sweep_state(sweep_id) == "finished"
+    err = capsys.readouterr().err
+    assert err.count(f"sweep {sweep_id} is paused: waiting for `sweepkit resume`") == 1
+
+
+def test_a_stopped_sweep_ends_the_agent_at_once(sweep):
+    store, make = sweep
+    sweep_id = make(values(i=[1, 2]))
+    store.change_sweep_state(sweep_id, "stop")
+    result = agent.run_agent(store, sweep_id)
+    assert result.performed == 0 and states(store, sweep_id) == []
+
+
+def test_an_agent_with_only_points_lost_for_good_left_returns_and_says_so(sweep):
+    store, make = sweep
+    sweep_id = make(values(i=[1]))
+    run = store.claim_run(sweep_id, max_retries=0)
+    store.finish_run(sweep_id, run.id, state="crashed", progress=None, summary={}, run_dir=None)
+    assert store.sweep_state(sweep_id) == "running"  # its one point is lost, not finished
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_retries=0))
+    assert result.performed == 0 and result.unfinished == {"crashed": 1}
+    assert result.exit_code == 1
+
+
+def test_an_agent_waits_while_another_agents_run_is_going_and_says_so_once(
+    sweep, tmp_path, monkeypatch, capsys
+):
+    store, make = sweep
+    sweep_id = make(values(i=[1]))
+    claimed, waiting = threading.Event(), threading.Event()
+    said = agent.note
+
+    def note(line: str) -> None:
+        said(line)
+        if "has runs still going elsewhere" in line:
+            waiting.set()
+
+    monkeypatch.setattr(agent, "note", note)
+
+    def another_agent() -> None:  # its own connection, in its own thread
+        other = open_store(tmp_path / "sweeps.db")
+        run = other.claim_run(sweep_id)
+        claimed.set()
+        assert waiting.wait(DEADLINE_S)
+        time.sleep(0.3)  # several polls: the agent says it waits once, not at each poll
+        other.finish_run(
+            sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=None
+        )
+        other.close()
+
+    thread = threading.Thread(target=another_agent, daemon=True)
+    thread.start()
+    assert claimed.wait(DEADLINE_S)
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert result.performed == 0 and store.sweep_state(sweep_id) == "finished"
+    assert capsys.readouterr().err.count("has runs still going elsewhere: waiting") == 1
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+def test_sigterm_preempts_the_run_its_point_is_offered_again_and_the_exit_code_says_so(
+    sweep, tmp_path
+):
+    store, make = sweep
+    sweep_id = make(values(sleep=[60]))
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, signal_self(signal.SIGTERM))
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert states(store, sweep_id) == [
+        ("preempted", "preempted: its agent got SIGTERM; offered again")
+    ]
+    assert result.preempted and result.interrupted and result.exit_code == 143
+    again = store.claim_run(sweep_id)
+    assert again is not None and again.config["sleep"]["value"] == 60
+
+
+def test_a_run_that_died_of_sigterm_before_its_agent_got_its_own_is_preempted(sweep, tmp_path):
+    # Slurm signals every process of a task, the run's before the agent's: the agent may
+    # see its run dead before it hears of its own SIGTERM.
+    store, make = sweep
+    pid_file = tmp_path / "run.pid"
+    sweep_id = make(values(sleep=[60], pid=[str(pid_file)]))
+
+    def run_first_then_agent(_store: Store) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the run never wrote its pid"
+            time.sleep(0.02)
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+        while Path(f"/proc/{pid}").exists():  # gone once the agent has reaped it: it saw the end
+            assert time.monotonic() < deadline, "the run outlived SIGTERM"
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, run_first_then_agent)
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert states(store, sweep_id) == [
+        ("preempted", "preempted: its agent got SIGTERM; offered again")
+    ]
+    assert result.exit_code == 143
+
+
+def test_a_run_killed_by_a_signal_with_its_agent_left_alone_is_failed(sweep, tmp_path, monkeypatch):
+    store, make = sweep
+    monkeypatch.setattr(agent, "SIGTERM_SKEW_S", 0.2)
+    pid_file = tmp_path / "run.pid"
+    sweep_id = make(values(sleep=[60], pid=[str(pid_file)]))
+
+    def kill_the_run(_store: Store) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the run never wrote its pid"
+            time.sleep(0.02)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)  # the OOM killer, say
+
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, kill_the_run)
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert states(store, sweep_id) == [("failed", "exited with code -9")]
+    assert result.exit_code == 1 and not result.preempted
+
+
+def test_ctrl_c_once_lets_the_run_finish_then_stops(sweep, tmp_path, capsys):
+    store, make = sweep
+    sweep_id = make(values(sleep=[0.6, 0.7]))
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, signal_self(signal.SIGINT))
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert states(store, sweep_id) == [("finished", "")]  # the second point was not started
+    assert result.interrupted and not result.preempted and result.exit_code == 130
+    assert "finishing the current run, then stopping (Ctrl-C again to stop it now)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_ctrl_c_twice_stops_the_run_now(sweep, tmp_path):
+    store, make = sweep
+    sweep_id = make(values(sleep=[60, 61]))
+
+    def twice(_store: Store) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, twice)
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert states(store, sweep_id) == [("killed", "stopped by Ctrl-C")]
+    assert result.interrupted and result.exit_code == 130
+
+
+def test_the_callers_signal_handlers_are_back_after_the_agent(sweep):
+    store, make = sweep
+    sweep_id = make(values(i=[1]))
+    mine = lambda signum, frame: None  # noqa: E731
+    before = {s: signal.signal(s, mine) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        agent.run_agent(store, sweep_id)
+        assert all(signal.getsignal(s) is mine for s in before)
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+# --- what a run is given --------------------------------------------------------------------------
+
+
+def test_a_run_gets_the_variables_wandb_agent_sets_offline_and_its_parameters_file(
+    sweep, tmp_path, monkeypatch
+):
+    store, _ = sweep
+    monkeypatch.setenv("WANDB_SERVICE", "not-for-programs")
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    env_file = tmp_path / "env.json"
+    sweep_id = store.create_sweep(
+        {
+            "program": "prog.py",
+            "method": "grid",
+            "parameters": values(env=[str(env_file)], lr=[0.5]),
+        },
+        project="mnist",
+        entity="team",
+    )
+    agent.run_agent(store, sweep_id, options=AgentOptions(label="w3"))
+    (run,) = store.runs(sweep_id)
+    env = json.loads(env_file.read_text())
+    scratch = tmp_path / "wandb" / f"sweep-{sweep_id}" / run.id
+    assert env["WANDB_SWEEP_ID"] == sweep_id and env["WANDB_RUN_ID"] == run.id
+    assert env["WANDB_NAME"] == run.name
+    assert (env["WANDB_PROJECT"], env["WANDB_ENTITY"]) == ("mnist", "team")
+    assert (env["WANDB_MODE"], env["WANDB_DIR"]) == ("offline", str(tmp_path))
+    assert env["WANDB_SILENT"] == "true" and env["WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"] == "1"
+    assert env["PYTHONUNBUFFERED"] == "1" and env["SWEEPKIT_RUN"].startswith(f"{run.id}.")
+    assert "WANDB_SERVICE" not in env  # a program may run another wandb: its own service
+    assert env["WANDB_SWEEP_PARAM_PATH"] == str(scratch / "config.yaml")
+    assert yaml.safe_load(Path(env["WANDB_SWEEP_PARAM_PATH"]).read_text()) == {
+        "env": {"value": str(env_file)},
+        "lr": {"value": 0.5},
+    }
+    assert run.agent == "w3"
+
+
+def test_a_sweep_without_project_or_entity_runs_in_project_sweepkit(sweep, tmp_path, monkeypatch):
+    store, make = sweep
+    monkeypatch.setenv("WANDB_SILENT", "false")
+    env_file = tmp_path / "env.json"
+    sweep_id = make(values(env=[str(env_file)]))
+    agent.run_agent(store, sweep_id)
+    env = json.loads(env_file.read_text())
+    assert env["WANDB_PROJECT"] == "sweepkit" and "WANDB_ENTITY" not in env
+    assert env["WANDB_SILENT"] == "false"  # the user's choice stands
+
+
+def test_a_runs_output_goes_to_its_log_file_in_the_agents_log_folder(sweep, tmp_path, capsys):
+    store, make = sweep
+    sweep_id = make(values(i=[7]))
+    agent.run_agent(store, sweep_id, options=AgentOptions(log_dir=tmp_path / "logs", label="w0"))
+    (run,) = store.runs(sweep_id)
+    log = tmp_path / "logs" / f"{run.id}.log"
+    assert run.log_file == str(log) and log.read_text() == "run says --i=7\n"
+    err = capsys.readouterr().err
+    assert f"[w0] run {run.id} ({run.name}) started: i=7 (log: {log})" in err
+    assert "run says" not in err  # a worker's runs are not relayed
+    assert f"[w0] run {run.id} never called wandb.init: it logged nothing, so no metric" in err
+
+
+def test_without_a_log_folder_the_runs_lines_are_relayed(sweep, capsys):
+    store, make = sweep
+    sweep_id = make(values(i=[8]))
+    agent.run_agent(store, sweep_id)
+    err = capsys.readouterr().err
+    assert "run says --i=8" in err and "(log:" not in err
+
+
+def test_args_json_file_is_written_for_the_command_that_names_it(sweep, tmp_path):
+    store, _ = sweep
+    reader = tmp_path / "reader.py"
+    reader.write_text("import json, sys, shutil\nshutil.copy(sys.argv[1], 'seen.json')\n")
+    sweep_id = store.create_sweep(
+        {"program": "reader.py", "method": "grid", "parameters": values(lr=[0.1], n=[3]),
+         "command": ["${interpreter}", "${program}", "${args_json_file}"]}
+    )  # fmt: skip
+    agent.run_agent(store, sweep_id)
+    assert states(store, sweep_id) == [("finished", "")]
+    assert json.loads((tmp_path / "seen.json").read_text()) == {"lr": 0.1, "n": 3}
+
+
+def test_the_interpreter_is_the_agents_own_python(sweep, tmp_path):
+    store, _ = sweep
+    (tmp_path / "which.py").write_text(
+        "import sys\nopen('python.txt', 'w').write(sys.executable)\n"
+    )
+    sweep_id = store.create_sweep(
+        {"program": "which.py", "method": "grid", "parameters": values(i=[1]),
+         "command": ["${interpreter}", "${program}"]}
+    )  # fmt: skip
+    agent.run_agent(store, sweep_id)
+    assert (tmp_path / "python.txt").read_text() == sys.executable
