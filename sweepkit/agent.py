@@ -417,8 +417,7 @@ class _Interrupts:
     def __init__(self, label: str) -> None:
         self.drain = False
         self.kill = False
-        self.preempted = False
-        self._sigterm = threading.Event()  # preempted, for a thread to wait on
+        self._sigterm = threading.Event()  # set by SIGTERM: preempted, and something to wait on
         self._label = label
         self._previous: list[tuple[int, Any]] = []
 
@@ -444,8 +443,12 @@ class _Interrupts:
         note(f"{self._label}finishing the current run, then stopping (Ctrl-C again to stop it now)")
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.drain = self.kill = self.preempted = True
+        self.drain = self.kill = True
         self._sigterm.set()
+
+    @property
+    def preempted(self) -> bool:
+        return self._sigterm.is_set()
 
     def preempted_within(self, seconds: float) -> bool:
         """Whether SIGTERM reaches this agent within `seconds` (at once if it has)."""

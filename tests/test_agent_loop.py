@@ -101,6 +101,15 @@ def when_running(
     return thread
 
 
+def run_pid(pid_file: Path) -> int:
+    """The pid a run of PROGRAM (`--pid=FILE`) wrote, once it has."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the run never wrote its pid"
+        time.sleep(0.02)
+    return int(pid_file.read_text())
+
+
 def signal_self(signum: int) -> Callable[[Store], None]:
     return lambda _store: os.kill(os.getpid(), signum)
 
@@ -348,10 +357,7 @@ def test_a_run_that_died_of_sigterm_before_its_agent_got_its_own_is_preempted(sw
 
     def run_first_then_agent(_store: Store) -> None:
         deadline = time.monotonic() + DEADLINE_S
-        while not pid_file.exists() or not pid_file.read_text():
-            assert time.monotonic() < deadline, "the run never wrote its pid"
-            time.sleep(0.02)
-        pid = int(pid_file.read_text())
+        pid = run_pid(pid_file)
         os.kill(pid, signal.SIGTERM)
         while Path(f"/proc/{pid}").exists():  # gone once the agent has reaped it: it saw the end
             assert time.monotonic() < deadline, "the run outlived SIGTERM"
@@ -374,11 +380,7 @@ def test_a_run_killed_by_a_signal_with_its_agent_left_alone_is_failed(sweep, tmp
     sweep_id = make(values(sleep=[60], pid=[str(pid_file)]))
 
     def kill_the_run(_store: Store) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while not pid_file.exists() or not pid_file.read_text():
-            assert time.monotonic() < deadline, "the run never wrote its pid"
-            time.sleep(0.02)
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)  # the OOM killer, say
+        os.kill(run_pid(pid_file), signal.SIGKILL)  # the OOM killer, say
 
     thread = when_running(tmp_path / "sweeps.db", sweep_id, kill_the_run)
     result = agent.run_agent(store, sweep_id)
