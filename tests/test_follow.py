@@ -18,11 +18,11 @@ from tests.test_sweep_cli import create, status
 from tests.wandb_disk import run_records, run_summary
 
 
-def write_run(root, log, exit_code: int = 0) -> str:
+def write_run(root, log, exit_code: int = 0, run_id: str | None = None) -> str:
     """A real offline wandb run under `root`, ending with `exit_code`; returns its .wandb file
     once wandb-core has written all of it (`finish` returns before the service has flushed the
     last records)."""
-    with wandb.init(dir=str(root), project="follow") as run:
+    with wandb.init(dir=str(root), project="follow", id=run_id) as run:
         log(run)
         if exit_code:
             run.finish(exit_code=exit_code)

@@ -141,6 +141,23 @@ def test_a_run_that_exited_non_zero_is_crashed_with_what_it_logged(tmp_path):
     assert never_started.progress.count == 0
 
 
+@pytest.mark.parametrize(("goal", "value"), [("maximize", 0.9), ("minimize", 0.2), (None, 0.2)])
+def test_the_reaper_finishes_a_lost_run_from_its_log_with_the_sweeps_metric(
+    store_location, tmp_path, goal, value
+):
+    store = open_store(store_location)
+    metric = {"name": "acc", "goal": goal} if goal else {"name": "acc"}
+    sweep_id = store.create_sweep(
+        {"method": "grid", "metric": metric, "parameters": {"x": {"values": [1, 2]}}}
+    )
+    run = store.claim_run(sweep_id, wandb_dir=tmp_path)
+    run_dir = str(Path(write_run(tmp_path, log_acc, 0, run_id=run.id)).parent)
+    assert store.reap(sweep_id, crash_grace_s=0.0) == [(run.id, "finished")]
+    (stored,) = store.runs(sweep_id)
+    assert (stored.state, stored.run_dir, stored.error) == ("finished", run_dir, None)
+    assert (stored.metric_count, stored.metric_value) == (3, value)  # as the goal reads it
+
+
 def test_a_run_is_recorded_once_even_if_the_reaper_and_its_agent_race(store_location):
     store = open_store(store_location)
     sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})

@@ -11,11 +11,13 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import random
+import re
+import time
 
 import numpy as np
 import pytest
 
-from sweepkit.backends.store import Store, StoredRun, StoredSweep, StoreError, open_store
+from sweepkit.backends.store import Store, StoredRun, StoredSweep, StoreError, open_store, redacted
 from sweepkit.lifecycle import InvalidMove
 from tests.logged import logged
 
@@ -64,6 +66,10 @@ def test_run_cap_holds_for_random_search(store_location):
         }
     )
     assert len(drain(store, sweep_id)) == 5
+    one = store.create_sweep(
+        {"method": "random", "run_cap": 1, "parameters": {"x": {"values": [1]}}}
+    )
+    assert len(drain(store, one)) == 1  # no runs yet is 0 points, not none
 
 
 def test_metric_target_ends_the_sweep(store_location):
@@ -152,7 +158,8 @@ def test_heartbeats_append_only_the_new_points_and_keep_a_bounded_prefix(
     sweep_id = store.create_sweep(HYPERBAND_GRID)
     run = store.claim_run(sweep_id)
     metrics = RunMetrics("loss")
-    for beat in ([9.0, 8.0, 7.0], [6.0, 5.0], [4.0, 3.0, 2.0]):
+    # The second beat straddles the limit: only its first two points are kept.
+    for beat in ([9.0, 8.0, 7.0], [6.0, 5.0, 4.0], [3.0, 2.0]):
         store.heartbeat(sweep_id, run.id, metrics.replay(beat, {}))  # each beat: its new points
     assert kept_points(store, sweep_id, run.id) == [
         9.0,
@@ -183,6 +190,7 @@ def test_a_sweep_without_early_termination_keeps_no_points(store_location):
 def test_records_are_typed_and_an_unknown_sweep_is_none(store_location):
     store = open_store(store_location)
     assert store.sweep("local-nosuchid") is None and store.sweeps() == []
+    assert store.runs_to_stop("local-nosuchid") == set()
     sweep_id = store.create_sweep(GRID_12, name="my sweep", project="p")
     (sweep,) = store.sweeps()
     assert isinstance(sweep, StoredSweep) and sweep == store.sweep(sweep_id)
@@ -206,6 +214,112 @@ def test_records_are_typed_and_an_unknown_sweep_is_none(store_location):
     assert (stored.agent, stored.wandb_dir, stored.retry_of) == ("w0", "/wd", None)
 
 
+def test_sync_marks_the_runs_it_uploaded_and_keeps_the_w_and_b_sweep_it_made(store_location):
+    store = open_store(store_location)
+    sweep_id, other_id = store.create_sweep(GRID_12), store.create_sweep(GRID_12)
+    runs = [store.claim_run(sweep_id) for _ in range(3)]
+    for run in runs:
+        store.finish_run(
+            sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=f"/r/{run.id}"
+        )
+    going = store.claim_run(sweep_id)
+    store.heartbeat(sweep_id, going.id, run_dir="/r/going")  # a running run is not uploaded
+    before = time.time()
+    store.mark_synced(sweep_id, [runs[0].id, runs[2].id], "ent/proj/abc123")
+    assert store.synced_run_ids(sweep_id) == [runs[0].id, runs[2].id]
+    assert store.unsynced_runs(sweep_id) == [(runs[1].id, f"/r/{runs[1].id}")]
+    assert all(run.synced_at >= before for run in store.runs(sweep_id) if run.synced_at)
+    assert store.sweep(sweep_id).wandb_sweep == "ent/proj/abc123"
+    assert store.sweep(other_id).wandb_sweep is None
+    store.mark_synced(sweep_id, [runs[1].id], None)  # `sync --no-sweep` keeps the W&B sweep
+    assert store.unsynced_runs(sweep_id) == []
+    assert store.sweep(sweep_id).wandb_sweep == "ent/proj/abc123"
+
+
+def test_run_names_are_the_sweeps_name_slugged_and_numbered(store_location):
+    store = open_store(store_location)
+    named = store.create_sweep(GRID_12, name="  My sweep!  ")
+    unnamed = store.create_sweep(GRID_12, name="!!!")
+    assert [store.claim_run(named).display_name for _ in range(2)] == ["my-sweep-1", "my-sweep-2"]
+    assert store.claim_run(unnamed).display_name == "sweep-1"
+    first = store.runs(named)[0]
+    assert (first.agent, first.wandb_dir) == ("", None)  # claimed without a label or a folder
+    assert re.fullmatch(r"[a-z0-9]{8}", first.id) and re.fullmatch(r"local-[a-z0-9]{8}", named)
+
+
+def test_a_sweeps_name_project_and_entity_come_from_its_yaml_unless_given(store_location):
+    store = open_store(store_location)
+    config = {**GRID_12, "name": "from yaml", "project": "yp", "entity": "ye"}
+    from_yaml = store.sweep(store.create_sweep(config))
+    assert (from_yaml.name, from_yaml.project, from_yaml.entity) == ("from yaml", "yp", "ye")
+    given = store.sweep(store.create_sweep(config, name="n", project="p", entity="e"))
+    assert (given.name, given.project, given.entity) == ("n", "p", "e")
+    assert time.time() - 60 < given.created_at <= time.time()
+
+
+def test_retry_failed_offers_again_the_points_that_failed_before_the_agent_started(
+    store_location,
+):
+    store = open_store(store_location)
+    sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})
+    failed = store.claim_run(sweep_id)
+    store.finish_run(sweep_id, failed.id, state="failed", progress=None, summary={}, run_dir=None)
+    started = time.time()  # `sweepkit agent --retry-failed` starts
+    again = store.claim_run(sweep_id, retry_ended_before=started)
+    assert again.config == failed.config and store.runs(sweep_id)[-1].retry_of == failed.id
+    assert store.claim_run(sweep_id).config != failed.config  # without it: the next point
+
+
+def replay_transactions(store, monkeypatch):
+    """Every write transaction lands, then runs again whole: what PostgreSQL's store does when
+    the connection is lost at COMMIT (it cannot know whether the commit landed)."""
+    real = store._transact
+
+    def twice(work, *, write=True):
+        first = real(work, write=write)
+        return real(work, write=write) if write else first
+
+    monkeypatch.setattr(store, "_transact", twice)
+
+
+def test_a_claim_or_end_run_again_after_its_commit_landed_is_done_once(store_location, monkeypatch):
+    store = open_store(store_location)
+    sweep_id = store.create_sweep(GRID_12)
+    replay_transactions(store, monkeypatch)
+    run = store.claim_run(sweep_id)
+    (stored,) = store.runs(sweep_id)  # one run, not two: the second try found its own
+    assert (stored.id, stored.name, stored.config) == (run.id, run.display_name, run.config)
+    assert store.finish_run(
+        sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=None
+    )  # the second try sees its own end: still True
+    assert store.runs(sweep_id)[0].state == "finished"
+
+
+def test_a_claim_first_reaps_the_runs_whose_agents_died(store_location):
+    store = open_store(store_location)
+    sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})
+    lost = store.claim_run(sweep_id)
+    again = store.claim_run(sweep_id, crash_grace_s=0.0)  # the first run's heartbeat is past it
+    first, second = store.runs(sweep_id)
+    assert (first.id, first.state) == (lost.id, "crashed")
+    assert (second.retry_of, again.config) == (lost.id, lost.config)
+
+
+def test_a_reaper_loses_to_a_heartbeat_newer_than_its_cutoff(store_location):
+    store = open_store(store_location)
+    sweep_id = store.create_sweep(GRID_12)
+    run = store.claim_run(sweep_id)
+    cutoff = time.time() - 60.0  # the run beat since: its agent is alive
+    assert not store.finish_run(
+        sweep_id, run.id, state="crashed", progress=None, summary={}, run_dir=None,
+        stale_before=cutoff,
+    )  # fmt: skip
+    assert store.runs(sweep_id)[0].state == "running"
+    assert not store.finish_run(
+        sweep_id, "nosuchrun", state="finished", progress=None, summary={}, run_dir=None
+    )
+
+
 def test_a_run_ends_once_and_only_into_an_end(store_location):
     store = open_store(store_location)
     sweep_id = store.create_sweep(GRID_12)
@@ -213,13 +327,15 @@ def test_a_run_ends_once_and_only_into_an_end(store_location):
     with pytest.raises(InvalidMove):
         store.finish_run(sweep_id, run.id, state="running", progress=None, summary={}, run_dir=None)
     assert store.finish_run(
-        sweep_id, run.id, state="failed", progress=None, summary={}, run_dir="/r", error="boom"
-    )
+        sweep_id, run.id, state="failed", progress=None, summary={"loss": 0.5}, run_dir="/r",
+        error="boom",
+    )  # fmt: skip
     assert not store.finish_run(
         sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=None
     )
     (stored,) = store.runs(sweep_id)
     assert (stored.state, stored.error, stored.run_dir) == ("failed", "boom", "/r")
+    assert stored.summary == {"loss": 0.5}
     assert store.unfinished_points(sweep_id) == {"failed": 1}
 
 
@@ -280,8 +396,25 @@ def test_reopening_a_store_migrates_nothing_twice_and_a_newer_one_is_refused(sto
         )
     )
     again.close()
-    with pytest.raises(StoreError, match="made by a newer sweepkit"):
+    with pytest.raises(
+        StoreError, match=re.escape(f"{redacted(store_location)} was made by a newer")
+    ):
         open_store(store_location)
+
+
+def test_a_store_another_process_migrated_meanwhile_is_migrated_once(store_location, monkeypatch):
+    """Two agents of a new release open an old store at once: the second reads the old
+    version, then waits for the first's migration; it applies nothing again."""
+    from sweepkit.backends.store import sql
+    from sweepkit.backends.store.sql import SCHEMA_VERSION
+
+    open_store(store_location).close()  # the first agent migrated it
+    monkeypatch.setattr(sql.SQLStore, "_schema_version", lambda self: SCHEMA_VERSION - 1)
+    second = open_store(store_location)  # must neither refuse it nor apply one twice
+    versions = second._transact(
+        lambda c: c.execute("SELECT version FROM sweepkit_schema").fetchall()
+    )
+    assert sorted(v for (v,) in versions) == list(range(1, SCHEMA_VERSION + 1))
 
 
 def test_a_store_at_schema_1_gets_the_later_migrations(store_location, monkeypatch):

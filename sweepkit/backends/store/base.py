@@ -48,6 +48,7 @@ class StoredSweep:
     config: dict[str, Any]  # the sweep YAML
     state: str  # running, paused, stopped, canceled, finished
     created_at: float
+    wandb_sweep: str | None = None  # the W&B sweep `sweepkit sync` last created from it
 
     @property
     def keeps_points(self) -> bool:
@@ -183,11 +184,10 @@ class Store(abc.ABC):
             StoreError: the sweep is in a state the command cannot leave (resume a finished one).
         """
 
+    @abc.abstractmethod
     def sweep_state(self, sweep_id: str) -> str:
-        """The sweep's state (``running``, ``paused``, ...); the sweep must exist."""
-        sweep = self.sweep(sweep_id)
-        assert sweep is not None, f"no sweep {sweep_id}"
-        return sweep.state
+        """The sweep's state (``running``, ``paused``, ...), read alone (the agent asks between
+        heartbeats); the sweep must exist."""
 
     # Runs -----------------------------------------------------------------
 
@@ -323,9 +323,10 @@ class Store(abc.ABC):
                 reaped.append((run.id, verdict.state.value))
         return reaped
 
+    @abc.abstractmethod
     def has_running(self, sweep_id: str) -> bool:
-        """Whether a run of the sweep is going (here or under another agent)."""
-        return any(run.state == "running" for run in self.runs(sweep_id))
+        """Whether a run of the sweep is going (here or under another agent), without reading
+        every run."""
 
     def unfinished_points(self, sweep_id: str, max_retries: int = MAX_RETRIES) -> dict[str, int]:
         """Points of the sweep that ended without a result and will not be offered again on

@@ -114,7 +114,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_SWEEP_COLUMNS = "id, name, project, entity, config, state, created_at"
+_SWEEP_COLUMNS = "id, name, project, entity, config, state, created_at, wandb_sweep"
 # ScheduledRun's fields, in order; then the rest of StoredRun's.
 _SCHEDULED_COLUMNS = (
     "id, state, config, attempt, retry_of, ended_at, metric_count, metric_min, metric_max,"
@@ -132,8 +132,10 @@ def new_id(length: int = 8) -> str:
 
 
 def _sweep(row: Sequence[Any]) -> StoredSweep:
-    sweep_id, name, project, entity, config, state, created_at = row
-    return StoredSweep(sweep_id, name, project, entity, json.loads(config), state, created_at)
+    sweep_id, name, project, entity, config, state, created_at, wandb_sweep = row
+    return StoredSweep(
+        sweep_id, name, project, entity, json.loads(config), state, created_at, wandb_sweep
+    )
 
 
 class SQLStore(Store):

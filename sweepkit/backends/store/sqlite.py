@@ -67,11 +67,9 @@ class SQLiteStore(SQLStore):
     {'a': {'value': 1}}
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path) -> None:
         super().__init__(str(path))
         self.path = Path(path)
-        if not create and not self.path.exists():
-            raise StoreError(f"no sweep store at {self.path} (set --store or SWEEPKIT_STORE)")
         refuse_network_filesystem(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
