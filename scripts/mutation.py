@@ -12,6 +12,12 @@ kill, each with its mutated line and why; an entry whose mutant no longer
 survives, or whose line no longer matches (the function changed), is stale
 and makes this script exit 1, as does a score under TARGET or any survivor
 not listed.
+
+One kind of mutant is equivalent by rule rather than by entry: a change of case in
+a SQL statement outside its quoted literals (`SELECT state FROM sweeps` ->
+`select state from sweeps`). SQL keywords and unquoted names are case-insensitive
+in SQLite and PostgreSQL alike; a change inside a literal (`'running'`) is not
+covered and must be killed.
 """
 
 from __future__ import annotations
@@ -32,6 +38,22 @@ TARGET = 0.85
 KILLED = {"killed", "timeout", "caught by type check"}
 # An entry of equivalent.md: "## <mutant name>", then "+<the mutated line>", then "Why: ...".
 ENTRY = re.compile(r"^## (?P<name>\S+)\n(?P<line>\+.*)\nWhy: (?P<why>.+)$", re.MULTILINE)
+
+
+SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|VALUES|ON CONFLICT|CREATE|ALTER|PRAGMA|BEGIN|COMMIT|ROLLBACK)\b", re.IGNORECASE)
+
+
+def sql_case_only(diff: str) -> bool:
+    """Whether a mutant's diff only changes the case of SQL outside its '...' literals."""
+    removed = [line[1:] for line in diff.splitlines() if line[:1] == "-" and line[:3] != "---"]
+    added = [line[1:] for line in diff.splitlines() if line[:1] == "+" and line[:3] != "+++"]
+    if len(removed) != 1 or len(added) != 1 or removed == added or not SQL.search(removed[0]):
+        return False
+    before, after = removed[0].split("'"), added[0].split("'")
+    return len(before) == len(after) and all(
+        b == a if i % 2 else b.lower() == a.lower()  # odd pieces: inside a '...' literal
+        for i, (b, a) in enumerate(zip(before, after, strict=True))
+    )
 
 
 def mutmut(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -89,7 +111,7 @@ def score(status: dict[str, str]) -> bool:
         counts["mutants"] += 1
         if state in KILLED:
             counts["killed"] += 1
-        elif name in listed:
+        elif name in listed or (state == "survived" and sql_case_only(mutmut("show", name).stdout)):
             counts["equivalent"] += 1
         else:
             counts["survived"] += 1
