@@ -40,7 +40,12 @@ KILLED = {"killed", "timeout", "caught by type check"}
 ENTRY = re.compile(r"^## (?P<name>\S+)\n(?P<line>\+.*)\nWhy: (?P<why>.+)$", re.MULTILINE)
 
 
-SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|VALUES|ON CONFLICT|CREATE|ALTER|PRAGMA|BEGIN|COMMIT|ROLLBACK)\b", re.IGNORECASE)
+# A SQL statement, or a piece of one continued on its own line (its `= ?` placeholders).
+SQL = re.compile(
+    r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|VALUES|ON CONFLICT|CREATE|ALTER|PRAGMA|BEGIN|COMMIT"
+    r"|ROLLBACK)\b|\w = \?",
+    re.IGNORECASE,
+)
 
 
 def sql_case_only(diff: str) -> bool:

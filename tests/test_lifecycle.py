@@ -158,6 +158,26 @@ def test_the_reaper_finishes_a_lost_run_from_its_log_with_the_sweeps_metric(
     assert (stored.metric_count, stored.metric_value) == (3, value)  # as the goal reads it
 
 
+def test_a_run_whose_agent_beats_while_the_reaper_reads_its_log_is_left_running(
+    store_location, monkeypatch
+):
+    import sweepkit.lifecycle as lifecycle
+
+    store = open_store(store_location)
+    sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})
+    run = store.claim_run(sweep_id)
+    judge = lifecycle.judge_lost_run
+
+    def judged_while_it_beats(*args):
+        verdict = judge(*args)
+        store.heartbeat(sweep_id, run.id)  # its agent was only stalled: it beats meanwhile
+        return verdict
+
+    monkeypatch.setattr(lifecycle, "judge_lost_run", judged_while_it_beats)
+    assert store.reap(sweep_id, crash_grace_s=0.0) == []
+    assert store.runs(sweep_id)[0].state == "running"
+
+
 def test_a_run_is_recorded_once_even_if_the_reaper_and_its_agent_race(store_location):
     store = open_store(store_location)
     sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})

@@ -107,6 +107,41 @@ def test_back_off_sleeps_its_time_unless_told_to_stop(postgres_url):
     assert store._back_off(60.0) is False  # at once, not after a minute
 
 
+class FakeClock:
+    """time.monotonic and time.sleep for `_back_off`: what it sleeps, with no time spent."""
+
+    def __init__(self):
+        self.now, self.sleeps = 0.0, []  # from 0: five steps of 0.1 add up to 0.5 exactly
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0, "a sleep of nothing: the wait would spin"
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_back_off_sleeps_in_steps_short_enough_to_hear_a_stop(postgres_url, monkeypatch):
+    import sweepkit.backends.store.postgres as postgres
+
+    clock = FakeClock()
+    monkeypatch.setattr(postgres, "time", clock)
+    store = open_store(postgres_url)
+    assert store._back_off(0.5) is True
+    assert clock.sleeps == pytest.approx([0.1] * 5)  # a signal's flag is seen within 0.1 s
+    clock.sleeps.clear()
+    store.stop_waiting = lambda: len(clock.sleeps) == 2  # SIGTERM during the third step
+    assert store._back_off(8.0) is False and len(clock.sleeps) == 2
+
+
+def test_a_failure_without_words_is_named_by_its_type():
+    from sweepkit.backends.store.postgres import _first_line
+
+    assert _first_line(ConnectionError()) == "ConnectionError"
+    assert _first_line(ValueError("first\nsecond")) == "first"
+
+
 def test_a_server_that_says_no_for_good_is_not_waited_for(postgres_url, notes):
     store = open_store(postgres_url)
     store.close()

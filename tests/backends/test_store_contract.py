@@ -224,6 +224,7 @@ def test_sync_marks_the_runs_it_uploaded_and_keeps_the_w_and_b_sweep_it_made(sto
         )
     going = store.claim_run(sweep_id)
     store.heartbeat(sweep_id, going.id, run_dir="/r/going")  # a running run is not uploaded
+    assert store.runs(sweep_id)[-1].run_dir == "/r/going"
     before = time.time()
     store.mark_synced(sweep_id, [runs[0].id, runs[2].id], "ent/proj/abc123")
     assert store.synced_run_ids(sweep_id) == [runs[0].id, runs[2].id]
@@ -302,6 +303,7 @@ def test_a_claim_first_reaps_the_runs_whose_agents_died(store_location):
     again = store.claim_run(sweep_id, crash_grace_s=0.0)  # the first run's heartbeat is past it
     first, second = store.runs(sweep_id)
     assert (first.id, first.state) == (lost.id, "crashed")
+    assert first.error == "no heartbeat for 0 s: its agent died" and first.summary == {}
     assert (second.retry_of, again.config) == (lost.id, lost.config)
 
 
