@@ -34,6 +34,8 @@ def test_reads_never_wait_for_the_write_lock(tmp_path, monkeypatch):
         assert store.sweep_state(sweep_id) == "running" and store.has_running(sweep_id)
         assert [r.id for r in store.runs(sweep_id)] == [run.id]
         assert store.metric_points(sweep_id) == {}
+        assert store.stale_runs(sweep_id, 0.0) == []
+        open_store(tmp_path / "sweeps.db").close()  # `sweepkit status` opening it
     finally:
         holder.execute("ROLLBACK")
 

@@ -210,7 +210,7 @@ def test_records_are_typed_and_an_unknown_sweep_is_none(store_location):
         "running",
         1,
     )
-    assert stored.config == run.config and stored.log_file == f"/logs/{run.id}.log"
+    assert stored.config == run.config and stored.log_file == run.log_file == f"/logs/{run.id}.log"
     assert (stored.agent, stored.wandb_dir, stored.retry_of) == ("w0", "/wd", None)
 
 
@@ -287,8 +287,9 @@ def test_a_claim_or_end_run_again_after_its_commit_landed_is_done_once(store_loc
     store = open_store(store_location)
     sweep_id = store.create_sweep(GRID_12)
     replay_transactions(store, monkeypatch)
-    run = store.claim_run(sweep_id)
+    run = store.claim_run(sweep_id, log_dir="/logs")
     (stored,) = store.runs(sweep_id)  # one run, not two: the second try found its own
+    assert run.log_file == stored.log_file == f"/logs/{run.id}.log"
     assert (stored.id, stored.name, stored.config) == (run.id, run.display_name, run.config)
     assert store.finish_run(
         sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=None
