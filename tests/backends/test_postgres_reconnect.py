@@ -8,6 +8,7 @@ tests/test_store_faults.py does the same with agent processes and a restarted se
 from __future__ import annotations
 
 import socket
+import sys
 
 import pytest
 
@@ -42,6 +43,13 @@ def test_a_connection_the_server_killed_is_replaced_and_said_once_each_way(
     store = open_store(postgres_url)
     sweep_id = store.create_sweep(GRID_12)
     (pid,) = store._transact(lambda c: c.execute("SELECT pg_backend_pid()").fetchone())
+    (name,) = store._transact(
+        lambda c: c.execute(
+            "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone()
+    )
+    assert name == "sweepkit"  # what an operator sees in pg_stat_activity
+    assert "connect_timeout=5" in store._conn.info.dsn  # an unanswering host is not waited on
     postgres_server.admin("SELECT pg_terminate_backend(%s)", pid)
     assert store.sweep(sweep_id).id == sweep_id  # on a new connection
     lost, back = notes
@@ -81,6 +89,7 @@ def test_patience_run_out_is_one_line_that_says_what_to_do(postgres_url, notes):
         "start the agent again once the server is back (its run is reaped and offered again "
         "or finished from its log); SWEEPKIT_STORE_PATIENCE waits longer"
     )
+    assert "Connection refused" in said  # what the driver said, its first line
     assert len(notes) == 1  # the wait's first line; no "back" line
 
 
@@ -96,8 +105,15 @@ def test_told_to_stop_while_the_server_is_away_stops_at_once(postgres_url, notes
     store.close()
     store._url = dead_port_url(postgres_url)
     store.stop_waiting = lambda: True  # the agent got SIGTERM
-    with pytest.raises(StoreError, match=r"^told to stop while the sweep store .* is unreachable"):
+    with pytest.raises(StoreError) as stopped:
         store.sweeps()
+    said = str(stopped.value)
+    assert said.startswith(f"told to stop while the sweep store {store.location} is unreachable (")
+    assert "Connection refused" in said
+    assert said.endswith(
+        "): stopping without it (the run going is left to the next agent, which reaps it and "
+        "offers it again)"
+    )
 
 
 def test_back_off_sleeps_its_time_unless_told_to_stop(postgres_url):
@@ -133,6 +149,17 @@ def test_a_back_off_sleeps_in_steps_short_enough_to_hear_a_stop(postgres_url, mo
     clock.sleeps.clear()
     store.stop_waiting = lambda: len(clock.sleeps) == 2  # SIGTERM during the third step
     assert store._back_off(8.0) is False and len(clock.sleeps) == 2
+
+
+def test_without_psycopg_a_postgresql_store_says_how_to_get_it(monkeypatch):
+    from sweepkit.backends.store.postgres import _driver
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` raises ImportError
+    with pytest.raises(StoreError) as missing:
+        _driver()
+    assert str(missing.value) == (
+        "a PostgreSQL store needs psycopg: pip install 'sweepkit[postgres]'"
+    )
 
 
 def test_a_failure_without_words_is_named_by_its_type():

@@ -111,19 +111,6 @@ def test_a_sqlite_failure_is_one_line_with_its_remedy(tmp_path, error, remedy):
     assert store.sweeps() == []
 
 
-def test_a_transaction_that_raises_leaves_nothing(tmp_path):
-    store = open_store(tmp_path / "sweeps.db")
-    sweep_id = store.create_sweep(HYPERBAND_GRID)
-
-    def half(cursor):
-        cursor.execute("UPDATE sweeps SET state = 'paused' WHERE id = ?", (sweep_id,))
-        raise RuntimeError("the claim broke half-way")
-
-    with pytest.raises(RuntimeError):
-        store._transact(half)
-    assert store.sweep_state(sweep_id) == "running"
-
-
 def test_a_store_in_a_folder_not_made_yet_is_made_there(tmp_path):
     store = open_store(tmp_path / "a" / "b" / "sweeps.db")
     assert store.location == str(tmp_path / "a" / "b" / "sweeps.db")

@@ -323,6 +323,19 @@ def test_a_reaper_loses_to_a_heartbeat_newer_than_its_cutoff(store_location):
     )
 
 
+def test_a_transaction_that_raises_leaves_nothing(store_location):
+    store = open_store(store_location)
+    sweep_id = store.create_sweep(GRID_12)
+
+    def half(cursor):
+        cursor.execute("UPDATE sweeps SET state = 'paused' WHERE id = ?", (sweep_id,))
+        raise RuntimeError("the claim broke half-way")
+
+    with pytest.raises(RuntimeError):
+        store._transact(half)
+    assert store.sweep_state(sweep_id) == "running"
+
+
 def test_a_run_ends_once_and_only_into_an_end(store_location):
     store = open_store(store_location)
     sweep_id = store.create_sweep(GRID_12)
