@@ -8,9 +8,12 @@ test_sweep_cli.py and test_lifecycle.py. Here a mutation run sees the child's ha
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 import threading
+import types
 
 import pytest
 import wandb
@@ -67,7 +70,7 @@ def test_a_function_stopped_by_sigterm_exits_143(tmp_path):
 
     code, error = call(stopped, tmp_path)
     assert code == agent.STOPPED_BY_SIGTERM == 143
-    assert "stopped by SIGTERM" in error
+    assert error.rstrip().endswith("_StoppedBySignal: stopped by SIGTERM")
     assert issubclass(agent._StoppedBySignal, KeyboardInterrupt)  # user code sees Ctrl-C
 
 
@@ -113,6 +116,7 @@ def _done():
         ("no_such_module_x:main", "--function no_such_module_x:main: cannot import no_such_mod"),
         ("os:no_such_attr", "--function os:no_such_attr: no_such_attr is not a callable in os"),
         ("os:sep", "--function os:sep: sep is not a callable in os"),
+        ("os:path:join", "--function os:path:join: path:join is not a callable in os"),
     ],
 )
 def test_a_function_reference_that_cannot_be_called_is_one_line(ref, said):
@@ -156,3 +160,281 @@ def test_an_in_process_run_is_stopped_by_an_exception_in_its_thread(tmp_path):
     code = run.wait_for(60)
     release.set()
     assert code == 1 and "KeyboardInterrupt" in (tmp_path / "e").read_text()
+
+
+# --- the run's output: does it already end with the traceback? ---------------------------------
+
+
+def test_a_log_that_is_only_the_exception_line_ends_with_it(tmp_path, capsys):
+    call(fails, tmp_path, log_text="ValueError: the learning rate is negative\n")
+    assert capsys.readouterr().err == ""
+
+
+def test_undecodable_bytes_in_a_runs_output_are_read_past(tmp_path, capsys):
+    (tmp_path / "run.log").write_bytes(
+        b"\xff\xfe binary\nValueError: the learning rate is negative\n"
+    )
+    error_file = tmp_path / "error.txt"
+    assert agent._call_function(fails, str(error_file), str(tmp_path / "run.log")) == 1
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("extra", "written_again"), [(0, False), (1, True)])
+def test_only_the_last_4_kib_of_a_runs_output_are_read(tmp_path, capsys, extra, written_again):
+    """A log of any size costs one bounded read: a last line longer than the window is not
+    recognised, and the traceback is written again rather than lost."""
+    message = "x" * (4096 - len("ValueError: \n") + extra)
+
+    def raises():
+        raise ValueError(message)
+
+    code, _ = call(raises, tmp_path, log_text="a line before\n" + f"ValueError: {message}\n")
+    assert code == 1 and (message in capsys.readouterr().err) is written_again
+
+
+def test_a_wandb_finish_that_fails_after_the_function_raised_leaves_the_functions_error(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(agent.wandb, "run", object())  # a run the function left open
+
+    def broken_finish(**kwargs):
+        raise RuntimeError("the service is gone")
+
+    monkeypatch.setattr(agent.wandb, "finish", broken_finish)
+    code, error = call(fails, tmp_path)
+    assert code == 1 and error.rstrip().endswith("the learning rate is negative")
+
+
+# --- the forked child's set-up (`_run_function_child`), run here ---------------------------------
+
+
+@pytest.fixture
+def as_child(monkeypatch):
+    """Run `_run_function_child` in this process and give back what it changes: fds 1 and 2,
+    the streams and their buffering, the three signal handlers, the environment. Making a
+    process group and the parent-death signal are recorded instead (they would be pytest's)."""
+    calls: list[str] = []
+    monkeypatch.setattr(agent.os, "setpgrp", lambda: calls.append("setpgrp"))
+    monkeypatch.setattr(agent.proctree, "die_with_parent", lambda: calls.append("die"))
+    monkeypatch.delenv("SWEEPKIT_TEST_CHILD", raising=False)
+    fds = os.dup(1), os.dup(2)
+    streams = sys.stdout, sys.stderr
+    buffering = [s.line_buffering for s in (sys.__stdout__, sys.__stderr__)]
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    opened = set(os.listdir("/proc/self/fd"))
+
+    def run(function, log_file, agent_fds=()) -> int:
+        with pytest.raises(SystemExit) as exited:
+            agent._run_function_child(
+                function, {"SWEEPKIT_TEST_CHILD": "1"}, str(log_file.parent / "error.txt"),
+                str(log_file), agent_fds,
+            )  # fmt: skip
+        return exited.value.code
+
+    yield run, calls
+    sys.stdout.flush(), sys.stderr.flush()
+    os.dup2(fds[0], 1), os.dup2(fds[1], 2)
+    for fd in [*fds, *(int(fd) for fd in set(os.listdir("/proc/self/fd")) - opened)]:
+        with __import__("contextlib").suppress(OSError):
+            os.close(fd)  # the log's descriptor, which the child leaves to its exit
+    sys.stdout, sys.stderr = streams
+    for stream, line_buffering in zip((sys.__stdout__, sys.__stderr__), buffering, strict=True):
+        stream.reconfigure(line_buffering=line_buffering)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def test_a_child_writes_its_output_to_the_run_log_line_by_line(as_child, tmp_path):
+    run, calls = as_child
+    log_file = tmp_path / "run.log"
+    log_file.write_text("the agent's line before\n")
+    seen = {}
+
+    def function():
+        print("to stdout")
+        print("to stderr", file=sys.stderr)
+        seen["at once"] = log_file.read_text()  # line-buffered: already in the file
+        seen["env"] = os.environ.get("SWEEPKIT_TEST_CHILD")
+
+    assert run(function, log_file) == 0
+    assert calls == ["setpgrp", "die"]  # its own process group; it dies with its agent
+    assert seen["at once"] == "the agent's line before\nto stdout\nto stderr\n"  # appended
+    assert seen["env"] == "1"
+
+
+def test_a_new_run_log_is_readable_by_all(as_child, tmp_path):
+    run, _ = as_child
+    umask = os.umask(0o022)
+    try:
+        assert run(lambda: None, tmp_path / "run.log") == 0
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "run.log").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_child_closes_the_agents_descriptors_and_takes_the_runs_signal_handlers(
+    as_child, tmp_path
+):
+    run, _ = as_child
+    read_end, write_end = os.pipe()  # the guard's pipe: its far end must see it close
+    seen = {}
+
+    def function():
+        seen.update(
+            {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        )
+
+    assert run(function, tmp_path / "run.log", agent_fds=(read_end,)) == 0
+    with pytest.raises(BrokenPipeError):
+        os.write(write_end, b"x")
+    os.close(write_end)
+    assert seen == {
+        signal.SIGTERM: agent._raise_stopped,  # a stop raises, so `with wandb.init()` finishes
+        signal.SIGINT: signal.default_int_handler,
+        signal.SIGHUP: signal.SIG_DFL,
+    }
+
+
+def test_a_child_whose_function_fails_exits_1_with_its_traceback(as_child, tmp_path):
+    run, _ = as_child
+    assert run(fails, tmp_path / "run.log") == 1
+    assert "the learning rate is negative" in (tmp_path / "error.txt").read_text()
+    assert "the learning rate is negative" in (tmp_path / "run.log").read_text()
+
+
+# --- where a function's runs start (`place`) ------------------------------------------------------
+
+
+def test_a_module_attr_runs_from_the_fork_server_and_a_scripts_function_is_forked(monkeypatch):
+    assert agent.place("mypkg.train:main") == (agent.FORKSERVER, "mypkg.train:main")
+    monkeypatch.setattr(agent, "_interactive_session", lambda: False)
+    assert agent.place(fails) == (agent.FORK, fails)
+
+
+def test_a_sessions_function_runs_from_the_fork_server_if_importable_else_here(monkeypatch):
+    monkeypatch.setattr(agent, "_interactive_session", lambda: True)
+    assert agent.place(fails) == (agent.FORKSERVER, "tests.test_agent_function:fails")
+    in_session = lambda: None  # noqa: E731
+    assert agent.place(in_session) == (agent.IN_PROCESS, in_session)
+
+
+def test_an_importable_reference_is_the_very_function_a_fresh_import_gives():
+    assert agent.importable_reference(fails) == "tests.test_agent_function:fails"
+    assert agent.importable_reference(os.path.join) == "posixpath:join"
+    assert agent.importable_reference(lambda: None) is None  # "<lambda>" in its qualname
+
+    def closure():
+        return None
+
+    assert agent.importable_reference(closure) is None  # "<locals>"
+    for module in ("__main__", "__mp_main__"):
+        assert (
+            agent.importable_reference(types.FunctionType(fails.__code__, {"__name__": module}))
+            is None
+        )
+    shadow = types.FunctionType(fails.__code__, {})  # named like `fails`, but not that object
+    shadow.__module__, shadow.__qualname__ = __name__, "fails"
+    assert agent.importable_reference(shadow) is None
+    gone = types.FunctionType(fails.__code__, {})
+    gone.__module__, gone.__qualname__ = "no_such_module_x", "f"
+    assert agent.importable_reference(gone) is None  # an import that fails is no reference
+    nameless = types.SimpleNamespace(__qualname__="f")
+    assert agent.importable_reference(nameless) is None  # no __module__
+
+
+@pytest.mark.parametrize(
+    ("main_file", "ipython", "interactive"),
+    [
+        ("a_script.py", None, False),  # a script (it exists)
+        (None, None, True),  # a REPL or `python -c`: __main__ has no file
+        ("<stdin>", None, True),  # `python -` : a name that is no file
+        ("a_script.py", lambda: object(), True),  # IPython running a script is IPython's
+        ("a_script.py", lambda: None, False),  # IPython imported, no shell running
+    ],
+)
+def test_a_session_is_told_from_a_script(tmp_path, monkeypatch, main_file, ipython, interactive):
+    main = types.ModuleType("__main__")
+    if main_file is not None:
+        (tmp_path / "a_script.py").touch()
+        main.__file__ = str(tmp_path / main_file) if main_file.endswith(".py") else main_file
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    if ipython is None:
+        monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    else:
+        monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=ipython))
+    assert agent._interactive_session() is interactive
+
+
+def test_ipython_without_get_ipython_is_not_a_session(tmp_path, monkeypatch):
+    (tmp_path / "a_script.py").touch()
+    main = types.ModuleType("__main__")
+    main.__file__ = str(tmp_path / "a_script.py")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace())
+    assert agent._interactive_session() is False
+
+
+# --- an in-process run's details ------------------------------------------------------------------
+
+
+def test_an_in_process_run_does_not_keep_the_session_from_ending(tmp_path):
+    run = agent._InProcessRun(lambda: None, {}, str(tmp_path / "e"))
+    assert run._thread.daemon is True  # one stuck in C code must not hold the interpreter
+    assert run.wait_for(60) == 0
+
+
+def test_an_in_process_run_that_died_before_its_function_is_a_failed_run(tmp_path, monkeypatch):
+    real_teardown = agent.wandb.teardown
+
+    def teardown_fails():
+        monkeypatch.setattr(agent.wandb, "teardown", real_teardown)  # this once
+        raise RuntimeError("wandb could not tear down")
+
+    monkeypatch.setattr(agent.wandb, "teardown", teardown_fails)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # its thread's traceback
+    run = agent._InProcessRun(lambda: None, {}, str(tmp_path / "e"))
+    assert run.wait_for(60) == 1
+
+
+def test_an_in_process_run_connects_to_no_service_and_leaves_none_named(tmp_path, monkeypatch):
+    """The session's service is torn down before the run (as W&B's agent does), and the one the
+    run started ends with it: neither address may stay in the session's environment."""
+    monkeypatch.setenv("WANDB_SERVICE", "the-sessions-service")
+    monkeypatch.setattr(agent.wandb, "teardown", lambda: None)  # nothing real to tear down here
+    seen = {}
+
+    def function():
+        seen["service"] = os.environ.get("WANDB_SERVICE")
+        os.environ["WANDB_SERVICE"] = "the-runs-service"  # as wandb.init would set it
+
+    run = agent._InProcessRun(
+        function, {"WANDB_SERVICE": "the-sessions-service"}, str(tmp_path / "e")
+    )
+    assert run.wait_for(60) == 0
+    assert seen["service"] is None
+    assert "WANDB_SERVICE" not in os.environ
+
+
+def test_an_in_process_run_is_waited_on_for_the_time_asked(tmp_path):
+    release = threading.Event()
+    run = agent._InProcessRun(lambda: release.wait(60), {}, str(tmp_path / "e"))
+    assert run.wait_for(0.01) is None  # still going: the wait ends anyway
+    release.set()
+    assert run.wait_for(60) == 0
+
+
+def test_terminate_raises_keyboardinterrupt_in_a_live_run_only(tmp_path, monkeypatch):
+    sent = []
+    monkeypatch.setattr(
+        ctypes.pythonapi, "PyThreadState_SetAsyncExc", lambda *args: sent.append(args)
+    )
+    release = threading.Event()
+    run = agent._InProcessRun(lambda: release.wait(60), {}, str(tmp_path / "e"))
+    ident = run._thread.ident
+    run.terminate()
+    release.set()
+    assert run.wait_for(60) == 0
+    ((thread_id, exception),) = sent
+    assert thread_id.value == ident and exception.value is KeyboardInterrupt
+    run.terminate()  # it has ended: its thread id may be another thread's by now
+    assert len(sent) == 1

@@ -10,14 +10,17 @@ a process's end, with a deadline only against hangs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -25,7 +28,7 @@ import yaml
 import sweepkit.agent  # noqa: F401  (the package's `sweepkit.agent` is the function)
 from sweepkit.backends.base import AgentOptions
 from sweepkit.backends.store import Store, open_store
-from sweepkit.follow import RunFollower
+from sweepkit.follow import MetricProgress, RunFollower
 
 agent = sys.modules["sweepkit.agent"]  # the module: its loop, and HEARTBEAT_S to shorten
 DEADLINE_S = 60.0  # only against a hang
@@ -41,8 +44,22 @@ if "env" in args:
     wanted = ("WANDB_", "PYTHONUNBUFFERED", "SWEEPKIT_")
     with open(args["env"], "w") as f:
         json.dump({k: v for k, v in os.environ.items() if k.startswith(wanted)}, f)
+if "session" in args:  # its session, its pid, and the signal it gets when its agent dies
+    import ctypes
+    death = ctypes.c_int()
+    ctypes.CDLL(None).prctl(2, ctypes.byref(death))  # PR_GET_PDEATHSIG
+    with open(args["session"], "w") as f:
+        json.dump([os.getsid(0), os.getpid(), death.value], f)
 if args.get("ignore_term") == "True":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if "on_term" in args:  # a run that takes a moment to finish its wandb run when stopped
+    def finish(signum, frame):
+        time.sleep(0.5)
+        open(args["on_term"], "w").write("finished")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, finish)
+if "stderr" in args:
+    print(args["stderr"], file=sys.stderr, flush=True)
 print("run says", " ".join(sys.argv[1:]), flush=True)
 time.sleep(float(args.get("sleep", 0)))
 code = args.get("code", "0")
@@ -173,6 +190,7 @@ def test_a_command_that_cannot_start_is_a_failed_run_and_the_agent_goes_on(sweep
     assert all(e.startswith("its command could not start: ") for _, e in runs)
     assert "no-such-command" in runs[0][1]
     assert "failed: its command could not start" in capsys.readouterr().err
+    assert [r.summary for r in store.runs(sweep_id)] == [{}, {}]  # an empty entry, as any run's
 
 
 def test_a_run_past_its_timeout_is_ended_and_failed(sweep):
@@ -439,7 +457,9 @@ def test_a_run_gets_the_variables_wandb_agent_sets_offline_and_its_parameters_fi
 ):
     store, _ = sweep
     monkeypatch.setenv("WANDB_SERVICE", "not-for-programs")
-    monkeypatch.delenv("WANDB_SILENT", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "online")  # a run of a sweep here is offline whatever
+    for name in ("WANDB_SILENT", "PYTHONUNBUFFERED", "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("WANDB_DIR", raising=False)
     env_file = tmp_path / "env.json"
     sweep_id = store.create_sweep(
@@ -496,10 +516,13 @@ def test_a_runs_output_goes_to_its_log_file_in_the_agents_log_folder(sweep, tmp_
 
 def test_without_a_log_folder_the_runs_lines_are_relayed(sweep, capsys):
     store, make = sweep
-    sweep_id = make(values(i=[8]))
+    sweep_id = make(values(i=[8], stderr=["to stderr"]))
     agent.run_agent(store, sweep_id)
+    (run,) = store.runs(sweep_id)
     err = capsys.readouterr().err
-    assert "run says --i=8" in err and "(log:" not in err
+    assert f"run {run.id} ({run.name}) started: i=8, stderr=to stderr\n" in err  # no "(log: ...)"
+    assert "run says --i=8" in err
+    assert "to stderr" in Path(run.log_file).read_text()  # its stderr is in its log too
 
 
 def test_args_json_file_is_written_for_the_command_that_names_it(sweep, tmp_path):
@@ -513,6 +536,8 @@ def test_args_json_file_is_written_for_the_command_that_names_it(sweep, tmp_path
     agent.run_agent(store, sweep_id)
     assert states(store, sweep_id) == [("finished", "")]
     assert json.loads((tmp_path / "seen.json").read_text()) == {"lr": 0.1, "n": 3}
+    (run,) = store.runs(sweep_id)
+    assert (Path(run.wandb_dir) / "wandb" / f"sweep-{sweep_id}" / run.id / "args.json").exists()
 
 
 def test_the_interpreter_is_the_agents_own_python(sweep, tmp_path):
@@ -526,3 +551,272 @@ def test_the_interpreter_is_the_agents_own_python(sweep, tmp_path):
     )  # fmt: skip
     agent.run_agent(store, sweep_id)
     assert (tmp_path / "python.txt").read_text() == sys.executable
+
+
+# --- the watch's pace and what a beat carries ---------------------------------------------------
+
+
+def counting_beats(store: Store, monkeypatch) -> list[float]:
+    """The times of the agent's heartbeats (the real store records them too)."""
+    beats: list[float] = []
+    real = store.heartbeat
+
+    def heartbeat(*args, **kwargs):
+        beats.append(time.monotonic())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "heartbeat", heartbeat)
+    return beats
+
+
+def test_the_first_heartbeat_waits_a_heartbeat_interval(sweep, monkeypatch):
+    """A run that ends within HEARTBEAT_S never beats: 1,000 agents starting runs do not write
+    to the store for each start."""
+    store, make = sweep
+    sweep_id = make(values(i=[1]))
+    beats = counting_beats(store, monkeypatch)
+    monkeypatch.setattr(agent, "HEARTBEAT_S", 30.0)
+    agent.run_agent(store, sweep_id)
+    assert states(store, sweep_id) == [("finished", "")] and beats == []
+
+
+def test_heartbeats_go_out_every_interval_while_a_run_goes(sweep, monkeypatch):
+    store, make = sweep
+    sweep_id = make(values(sleep=[1.5]))
+    beats = counting_beats(store, monkeypatch)
+    monkeypatch.setattr(agent, "HEARTBEAT_S", 0.4)
+    agent.run_agent(store, sweep_id)
+    assert len(beats) >= 2  # the watch looks every 0.1 s, so it beats on time
+    gaps = [b - a for a, b in itertools.pairwise(beats)]
+    assert all(gap >= 0.2 for gap in gaps), gaps  # and not at every look
+
+
+def claimed(store: Store, make) -> tuple[str, str]:
+    sweep_id = make(values(i=[1]), metric={"name": "loss", "goal": "minimize"})
+    run = store.claim_run(sweep_id)
+    assert run is not None
+    return sweep_id, run.id
+
+
+def watch_of(store, sweep_id, run_id, follower, interrupts=None):
+    return agent._RunWatch(
+        store, sweep_id, run_id, follower, interrupts, None, None, (0, "token"),
+    )  # fmt: skip
+
+
+def test_a_beat_carries_the_metrics_new_points_and_the_runs_folder(sweep, tmp_path):
+    store, make = sweep
+    sweep_id, run_id = claimed(store, make)
+    progress = MetricProgress(2, 0.5, 1.0, 0.5, 0.5, new_points=[1.0, 0.5])
+    metrics = types.SimpleNamespace(metric="loss", progress=lambda: progress)
+    run_file = tmp_path / "wandb" / f"offline-run-x-{run_id}" / f"run-{run_id}.wandb"
+    follower = types.SimpleNamespace(metrics=metrics, run_file=run_file)
+    assert watch_of(store, sweep_id, run_id, follower)._beat() is None  # go on
+    (run,) = store.runs(sweep_id)
+    assert (run.metric_count, run.metric_min, run.metric_last) == (2, 0.5, 0.5)
+    assert run.run_dir == str(run_file.parent)
+
+
+def test_a_beat_before_the_run_has_a_folder_or_a_metric_carries_neither(sweep):
+    store, make = sweep
+    sweep_id, run_id = claimed(store, make)
+    progress = MetricProgress(1, 1.0, 1.0, 1.0, 1.0, new_points=[1.0])
+    metrics = types.SimpleNamespace(metric=None, progress=lambda: progress)
+    follower = types.SimpleNamespace(metrics=metrics, run_file=None)
+    assert watch_of(store, sweep_id, run_id, follower)._beat() is None
+    (run,) = store.runs(sweep_id)
+    assert (run.metric_count, run.metric_last, run.run_dir, run.state) == (0, None, None, "running")
+
+
+class FakeInterrupts:
+    """The agent's SIGTERM, as `_preempted_with_its_agent` asks about it."""
+
+    def __init__(self, preempted: bool, arrives: bool = False) -> None:
+        self.preempted, self.arrives, self.asked = preempted, arrives, []
+
+    def preempted_within(self, seconds: float) -> bool:
+        self.asked.append(seconds)
+        return self.arrives
+
+
+@pytest.mark.parametrize(
+    ("code", "preempted", "arrives", "waited", "verdict"),
+    [
+        (0, True, True, False, False),  # a run that ended well is finished, whatever came after
+        (1, True, False, False, True),  # its agent was preempted: so was it
+        (1, False, True, False, False),  # a plain failure: no waiting for a SIGTERM
+        (None, False, True, False, False),
+        (127, False, True, False, False),
+        (-9, False, True, True, True),  # killed by a signal: was it its agent's preemption?
+        (-15, False, False, True, False),  # no SIGTERM came to the agent: a failure
+        (128, False, True, True, True),
+        (143, False, True, True, True),  # stopped by SIGTERM
+        (255, False, True, True, True),  # its fork server gone: the code is lost
+    ],
+)
+def test_a_run_that_ended_unasked_is_preempted_only_with_its_agent(
+    code, preempted, arrives, waited, verdict
+):
+    interrupts = FakeInterrupts(preempted, arrives)
+    watch = watch_of(None, "s", "r", None, interrupts)
+    assert watch._preempted_with_its_agent(code) is verdict
+    assert interrupts.asked == ([agent.SIGTERM_SKEW_S] if waited else [])
+
+
+def test_the_relay_shows_complete_lines_and_the_rest_once_the_run_ended(tmp_path, capsys):
+    log = tmp_path / "run.log"
+    log.write_text("epoch 1\nepoch 2 half")
+    screen = agent._Screen(relay=True, progress=None)
+    screen.follow(log)
+    screen.pump()
+    assert capsys.readouterr().err == "epoch 1\n"  # a half-written line waits
+    screen.pump(ended=True)
+    assert capsys.readouterr().err == "epoch 2 half\n"
+
+
+def test_a_program_run_has_its_own_session_and_dies_with_its_agent(sweep, tmp_path):
+    store, make = sweep
+    sweep_id = make(values(session=[str(tmp_path / "session.json")]))
+    agent.run_agent(store, sweep_id)
+    sid, pid, death_signal = json.loads((tmp_path / "session.json").read_text())
+    assert sid == pid  # Ctrl-C in the terminal reaches the agent, not the run
+    assert death_signal == signal.SIGTERM  # proctree.die_with_parent: it can finish its run
+
+
+def test_a_stopped_run_gets_time_to_finish_before_anything_is_killed(sweep, tmp_path, capsys):
+    store, make = sweep
+    done = tmp_path / "finished.txt"
+    sweep_id = make(values(sleep=[60], on_term=[str(done)]))
+    agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.3))
+    assert done.read_text() == "finished"  # its SIGTERM handler ran to its end
+    (run,) = store.runs(sweep_id)
+    err = capsys.readouterr().err
+    assert f"run {run.id}: timed out after 0.3 s (--run-timeout)\n" in err
+    assert "process(es) running" not in err  # it ended by itself: nothing was left to end
+
+
+def test_a_canceled_run_says_why_and_ends_by_itself(sweep, tmp_path, capsys):
+    store, make = sweep
+    sweep_id = make(values(sleep=[60]))
+    cancel = when_running(
+        tmp_path / "sweeps.db", sweep_id, lambda s: s.change_sweep_state(sweep_id, "cancel")
+    )
+    agent.run_agent(store, sweep_id)
+    cancel.join()
+    (run,) = store.runs(sweep_id)
+    err = capsys.readouterr().err
+    assert f"run {run.id}: the sweep was canceled\n" in err
+    assert "process(es) running" not in err
+
+
+def test_a_timed_out_run_that_ignores_sigterm_is_killed_after_the_stop_grace(sweep, monkeypatch):
+    store, make = sweep
+    monkeypatch.setattr(agent, "STOP_GRACE_S", 0.5)
+    sweep_id = make(values(sleep=[60], ignore_term=[True]))
+    agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.2))
+    assert states(store, sweep_id) == [("failed", "timed out after 0.2 s (--run-timeout)")]
+
+
+# --- function runs (forked from this process, or in it) ----------------------------------------
+
+guard_fds: list[int] = []
+
+
+class RecordingGuard(agent.Guard):
+    """The real guard, and what the agent hands it."""
+
+    watched: ClassVar[list[tuple[int, str]]] = []
+
+    def fileno(self) -> int:
+        guard_fds.append(super().fileno())
+        return guard_fds[-1]
+
+    def watch(self, pgid: int, token: str) -> None:
+        RecordingGuard.watched.append((pgid, token))
+        super().watch(pgid, token)
+
+
+def writes_what_it_holds(seen_file: Path) -> Callable[[], None]:
+    def function() -> None:
+        import stat
+
+        fd = guard_fds[-1]
+        try:
+            holds_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        except OSError:
+            holds_pipe = False
+        seen_file.write_text(json.dumps(
+            {"run": os.environ["WANDB_RUN_ID"], "pid": os.getpid(), "guard_pipe": holds_pipe}
+        ))  # fmt: skip
+
+    return function
+
+
+def test_a_scripts_function_is_forked_and_holds_nothing_of_its_agent(sweep, tmp_path, monkeypatch):
+    store, make = sweep
+    monkeypatch.setattr(agent, "Guard", RecordingGuard)
+    monkeypatch.setattr(RecordingGuard, "watched", [])
+    monkeypatch.setattr(agent, "_interactive_session", lambda: False)
+    sweep_id = make(values(i=[1]))
+    seen_file = tmp_path / "seen.json"
+    result = agent.run_agent(store, sweep_id, function=writes_what_it_holds(seen_file))
+    (run,) = store.runs(sweep_id)
+    seen = json.loads(seen_file.read_text())
+    assert result.exit_code == 0 and run.state == "finished" and seen["run"] == run.id
+    assert seen["pid"] != os.getpid()  # its own process
+    assert not seen["guard_pipe"]  # the guard sees its pipe close when the agent dies
+    ((pgid, token),) = RecordingGuard.watched
+    assert pgid == seen["pid"] and token.startswith(f"{run.id}.")
+
+
+def test_a_forked_function_that_raises_is_a_failed_run_with_its_traceback(sweep):
+    store, make = sweep
+    sweep_id = make(values(i=[1]))
+
+    def fails() -> None:
+        raise ValueError("the learning rate is negative")
+
+    result = agent.run_agent(store, sweep_id, function=fails)
+    (run,) = store.runs(sweep_id)
+    assert result.failed == 1 and run.state == "failed"
+    assert run.error.rstrip().endswith("ValueError: the learning rate is negative")
+    assert "Traceback" in run.error
+
+
+def test_a_sessions_function_that_cannot_be_imported_runs_in_this_process(
+    sweep, monkeypatch, capsys
+):
+    store, make = sweep
+    monkeypatch.setattr(agent, "_interactive_session", lambda: True)
+    sweep_id = make(values(i=[1, 2]))
+    seen: list[tuple[str, int]] = []
+
+    def function() -> None:
+        seen.append((os.environ["WANDB_RUN_ID"], os.getpid()))
+        if len(seen) == 2:
+            raise ValueError("the second one fails")
+
+    result = agent.run_agent(store, sweep_id, function=function)
+    runs = sorted(store.runs(sweep_id), key=lambda r: r.created_at)
+    assert [(r.id, os.getpid()) for r in runs] == seen  # here, in order, each with its own id
+    assert [r.state for r in runs] == ["finished", "failed"] and result.failed == 1
+    assert runs[1].error.rstrip().endswith("ValueError: the second one fails")
+    assert "go in-process, as W&B's function agent runs them" in capsys.readouterr().err
+
+
+def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, tmp_path):
+    store, make = sweep
+    sweep_id = make(values(i=[1]), metric={"name": "acc", "goal": "maximize"})
+
+    def function() -> None:
+        import wandb
+
+        with wandb.init() as run:
+            run.define_metric("acc", summary="min,max")
+            for acc in (0.1, 0.9, 0.5):
+                run.log({"acc": acc})
+
+    agent.run_agent(store, sweep_id, function=function)
+    (run,) = store.runs(sweep_id)
+    assert run.state == "finished"
+    assert (run.metric_count, run.metric_value) == (3, 0.9)  # the max: the goal's aggregate
