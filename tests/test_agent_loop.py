@@ -60,8 +60,19 @@ if "on_term" in args:  # a run that takes a moment to finish its wandb run when 
     signal.signal(signal.SIGTERM, finish)
 if "stderr" in args:
     print(args["stderr"], file=sys.stderr, flush=True)
+if "orphans" in args:  # leave two processes behind that ignore SIGTERM
+    import subprocess
+    stays = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+             "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)")
+    files = [os.path.join(args["orphans"], name) for name in ("in_group", "own_session")]
+    subprocess.Popen([sys.executable, "-c", stays, files[0]], env={})  # no token: its group
+    subprocess.Popen([sys.executable, "-c", stays, files[1]], start_new_session=True)  # token
+    while not all(os.path.exists(f) and open(f).read() for f in files):
+        time.sleep(0.02)
 print("run says", " ".join(sys.argv[1:]), flush=True)
 time.sleep(float(args.get("sleep", 0)))
+if "tail" in args:  # a last line without its newline
+    print(args["tail"], end="", flush=True)
 code = args.get("code", "0")
 sys.exit(int(code) if code.isdigit() else 0)  # "ok", "ok-2": distinct points, exit 0
 """
@@ -726,6 +737,7 @@ class RecordingGuard(agent.Guard):
     """The real guard, and what the agent hands it."""
 
     watched: ClassVar[list[tuple[int, str]]] = []
+    forgotten: ClassVar[list[str]] = []
 
     def fileno(self) -> int:
         guard_fds.append(super().fileno())
@@ -734,6 +746,10 @@ class RecordingGuard(agent.Guard):
     def watch(self, pgid: int, token: str) -> None:
         RecordingGuard.watched.append((pgid, token))
         super().watch(pgid, token)
+
+    def forget(self, token: str) -> None:
+        RecordingGuard.forgotten.append(token)
+        super().forget(token)
 
 
 def writes_what_it_holds(seen_file: Path) -> Callable[[], None]:
@@ -756,6 +772,7 @@ def test_a_scripts_function_is_forked_and_holds_nothing_of_its_agent(sweep, tmp_
     store, make = sweep
     monkeypatch.setattr(agent, "Guard", RecordingGuard)
     monkeypatch.setattr(RecordingGuard, "watched", [])
+    monkeypatch.setattr(RecordingGuard, "forgotten", [])
     monkeypatch.setattr(agent, "_interactive_session", lambda: False)
     sweep_id = make(values(i=[1]))
     seen_file = tmp_path / "seen.json"
@@ -767,6 +784,7 @@ def test_a_scripts_function_is_forked_and_holds_nothing_of_its_agent(sweep, tmp_
     assert not seen["guard_pipe"]  # the guard sees its pipe close when the agent dies
     ((pgid, token),) = RecordingGuard.watched
     assert pgid == seen["pid"] and token.startswith(f"{run.id}.")
+    assert RecordingGuard.forgotten == [token]  # once the run ended
 
 
 def test_a_forked_function_that_raises_is_a_failed_run_with_its_traceback(sweep):
@@ -820,3 +838,45 @@ def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, tmp_path):
     (run,) = store.runs(sweep_id)
     assert run.state == "finished"
     assert (run.metric_count, run.metric_value) == (3, 0.9)  # the max: the goal's aggregate
+
+
+def test_a_function_run_is_handed_its_agents_wandb_service(tmp_path, monkeypatch):
+    """The fork server started before the agent's service: the address reaches a run in its
+    environment, or each run would start a service of its own."""
+    sweep = types.SimpleNamespace(id="s1", project=None, entity=None)
+    run = types.SimpleNamespace(id="r1", display_name="s1-1")
+    monkeypatch.setenv("WANDB_SERVICE", "the-agents-service")
+    env = agent.run_environment(sweep, run, tmp_path, tmp_path / "config.yaml", "r1.token")
+    assert env["WANDB_SERVICE"] == "the-agents-service"
+    monkeypatch.delenv("WANDB_SERVICE")
+    env = agent.run_environment(sweep, run, tmp_path, tmp_path / "config.yaml", "r1.token")
+    assert "WANDB_SERVICE" not in env
+
+
+def test_what_a_run_left_running_is_ended_by_its_group_and_by_its_token(
+    sweep, tmp_path, monkeypatch, capsys
+):
+    store, make = sweep
+    monkeypatch.setattr(agent, "LEFTOVER_GRACE_S", 0.3)  # they ignore SIGTERM: then SIGKILL
+    sweep_id = make(values(orphans=[str(tmp_path)]))
+    agent.run_agent(store, sweep_id)
+    (run,) = store.runs(sweep_id)
+    assert run.state == "finished"
+    assert f"run {run.id} left 2 process(es) running: ended them" in capsys.readouterr().err
+    for name in ("in_group", "own_session"):
+        pid = int((tmp_path / name).read_text())
+        with pytest.raises(ProcessLookupError):  # ended, and reaped (by this process or init)
+            deadline = time.monotonic() + DEADLINE_S
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state == "Z":
+                    raise ProcessLookupError
+                time.sleep(0.02)
+
+
+def test_a_runs_last_line_without_a_newline_is_relayed_when_it_ends(sweep, capsys):
+    store, make = sweep
+    sweep_id = make(values(tail=["the last words"]))
+    agent.run_agent(store, sweep_id)
+    assert "\nthe last words\n" in capsys.readouterr().err
