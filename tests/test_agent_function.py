@@ -219,7 +219,9 @@ def as_child(monkeypatch):
     monkeypatch.delenv("SWEEPKIT_TEST_CHILD", raising=False)
     fds = os.dup(1), os.dup(2)
     streams = sys.stdout, sys.stderr
-    buffering = [s.line_buffering for s in (sys.__stdout__, sys.__stderr__)]
+    buffering = [(s.line_buffering, s.write_through) for s in (sys.__stdout__, sys.__stderr__)]
+    for stream in (sys.__stdout__, sys.__stderr__):  # as an agent's pipe is (no PYTHONUNBUFFERED)
+        stream.reconfigure(line_buffering=False, write_through=False)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     opened = set(os.listdir("/proc/self/fd"))
 
@@ -238,8 +240,8 @@ def as_child(monkeypatch):
         with __import__("contextlib").suppress(OSError):
             os.close(fd)  # the log's descriptor, which the child leaves to its exit
     sys.stdout, sys.stderr = streams
-    for stream, line_buffering in zip((sys.__stdout__, sys.__stderr__), buffering, strict=True):
-        stream.reconfigure(line_buffering=line_buffering)
+    for stream, (line, through) in zip((sys.__stdout__, sys.__stderr__), buffering, strict=True):
+        stream.reconfigure(line_buffering=line, write_through=through)
     for signum, handler in handlers.items():
         signal.signal(signum, handler)
 
@@ -302,6 +304,17 @@ def test_a_child_whose_function_fails_exits_1_with_its_traceback(as_child, tmp_p
     assert "the learning rate is negative" in (tmp_path / "run.log").read_text()
 
 
+def test_a_child_whose_output_ends_with_the_traceback_does_not_write_it_again(as_child, tmp_path):
+    run, _ = as_child
+
+    def says_then_fails():
+        print("ValueError: the learning rate is negative", file=sys.stderr)  # as wandb.init does
+        fails()
+
+    assert run(says_then_fails, tmp_path / "run.log") == 1
+    assert (tmp_path / "run.log").read_text() == "ValueError: the learning rate is negative\n"
+
+
 # --- where a function's runs start (`place`) ------------------------------------------------------
 
 
@@ -340,6 +353,23 @@ def test_an_importable_reference_is_the_very_function_a_fresh_import_gives():
     assert agent.importable_reference(gone) is None  # an import that fails is no reference
     nameless = types.SimpleNamespace(__qualname__="f")
     assert agent.importable_reference(nameless) is None  # no __module__
+    assert agent.importable_reference(CallableThing()) is None  # an instance: no __qualname__
+
+
+class CallableThing:
+    def __call__(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("main", ["__main__", "__mp_main__"])
+def test_a_function_of_the_main_script_is_no_reference(monkeypatch, main):
+    """Even where `__main__:f` imports: a fork server would run the script again to get it."""
+    script = types.ModuleType(main)
+    in_script = types.FunctionType(fails.__code__, {})
+    in_script.__module__, in_script.__qualname__ = main, "in_script"
+    script.in_script = in_script
+    monkeypatch.setitem(sys.modules, main, script)
+    assert agent.importable_reference(in_script) is None
 
 
 @pytest.mark.parametrize(

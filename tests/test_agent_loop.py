@@ -764,6 +764,8 @@ def writes_what_it_holds(seen_file: Path) -> Callable[[], None]:
         seen_file.write_text(json.dumps(
             {"run": os.environ["WANDB_RUN_ID"], "pid": os.getpid(), "guard_pipe": holds_pipe}
         ))  # fmt: skip
+        print("a function run says hello")
+        time.sleep(0.5)  # a few heartbeats long
 
     return function
 
@@ -776,8 +778,11 @@ def test_a_scripts_function_is_forked_and_holds_nothing_of_its_agent(sweep, tmp_
     monkeypatch.setattr(agent, "_interactive_session", lambda: False)
     sweep_id = make(values(i=[1]))
     seen_file = tmp_path / "seen.json"
+    beats = counting_beats(store, monkeypatch)
     result = agent.run_agent(store, sweep_id, function=writes_what_it_holds(seen_file))
     (run,) = store.runs(sweep_id)
+    assert len(beats) >= 2  # the watch is not stuck waiting for the run's end
+    assert Path(run.log_file).read_text() == "a function run says hello\n"
     seen = json.loads(seen_file.read_text())
     assert result.exit_code == 0 and run.state == "finished" and seen["run"] == run.id
     assert seen["pid"] != os.getpid()  # its own process
@@ -838,6 +843,8 @@ def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, tmp_path):
     (run,) = store.runs(sweep_id)
     assert run.state == "finished"
     assert (run.metric_count, run.metric_value) == (3, 0.9)  # the max: the goal's aggregate
+    assert run.summary["acc"]["max"] == 0.9  # its summary entry, as W&B's sweep reads it
+    assert Path(run.run_dir).name.endswith(run.id) and Path(run.run_dir).is_dir()
 
 
 def test_a_function_run_is_handed_its_agents_wandb_service(tmp_path, monkeypatch):
