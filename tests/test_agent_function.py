@@ -8,6 +8,7 @@ test_sweep_cli.py and test_lifecycle.py. Here a mutation run sees the child's ha
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -234,10 +235,12 @@ def as_child(monkeypatch):
         return exited.value.code
 
     yield run, calls
-    sys.stdout.flush(), sys.stderr.flush()
-    os.dup2(fds[0], 1), os.dup2(fds[1], 2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
     for fd in [*fds, *(int(fd) for fd in set(os.listdir("/proc/self/fd")) - opened)]:
-        with __import__("contextlib").suppress(OSError):
+        with contextlib.suppress(OSError):
             os.close(fd)  # the log's descriptor, which the child leaves to its exit
     sys.stdout, sys.stderr = streams
     for stream, (line, through) in zip((sys.__stdout__, sys.__stderr__), buffering, strict=True):

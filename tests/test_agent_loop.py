@@ -1,5 +1,6 @@
 """The agent's decisions, in this process: `run_agent` over a real SQLite store, its runs real
-processes (a program sweep of a small script), its signals real signals sent to this process.
+processes (a program sweep of a small script; function runs forked from this process, or run
+in a thread of it), its signals real signals sent to this process.
 
 The command-line tests (test_faults.py, test_lifecycle.py) run the same behaviour through
 `sweepkit agent` in other processes; these run the agent's loop here, where a mutation
@@ -504,12 +505,14 @@ def test_a_run_gets_the_variables_wandb_agent_sets_offline_and_its_parameters_fi
 def test_a_sweep_without_project_or_entity_runs_in_project_sweepkit(sweep, tmp_path, monkeypatch):
     store, make = sweep
     monkeypatch.setenv("WANDB_SILENT", "false")
+    monkeypatch.setenv("WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL", "5")
     env_file = tmp_path / "env.json"
     sweep_id = make(values(env=[str(env_file)]))
     agent.run_agent(store, sweep_id)
     env = json.loads(env_file.read_text())
     assert env["WANDB_PROJECT"] == "sweepkit" and "WANDB_ENTITY" not in env
-    assert env["WANDB_SILENT"] == "false"  # the user's choice stands
+    assert env["WANDB_SILENT"] == "false"  # the user's choices stand
+    assert env["WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"] == "5"
 
 
 def test_a_runs_output_goes_to_its_log_file_in_the_agents_log_folder(sweep, tmp_path, capsys):
@@ -533,7 +536,7 @@ def test_without_a_log_folder_the_runs_lines_are_relayed(sweep, capsys):
     err = capsys.readouterr().err
     assert f"run {run.id} ({run.name}) started: i=8, stderr=to stderr\n" in err  # no "(log: ...)"
     assert "run says --i=8" in err
-    assert "to stderr" in Path(run.log_file).read_text()  # its stderr is in its log too
+    assert "to stderr" in Path(run.log_file).read_text().splitlines()  # its stderr: in its log
 
 
 def test_args_json_file_is_written_for_the_command_that_names_it(sweep, tmp_path):
@@ -584,7 +587,7 @@ def test_the_first_heartbeat_waits_a_heartbeat_interval(sweep, monkeypatch):
     """A run that ends within HEARTBEAT_S never beats: 1,000 agents starting runs do not write
     to the store for each start."""
     store, make = sweep
-    sweep_id = make(values(i=[1]))
+    sweep_id = make(values(sleep=[0.5]))  # the watch looks at it a few times
     beats = counting_beats(store, monkeypatch)
     monkeypatch.setattr(agent, "HEARTBEAT_S", 30.0)
     agent.run_agent(store, sweep_id)
@@ -694,8 +697,11 @@ def test_a_program_run_has_its_own_session_and_dies_with_its_agent(sweep, tmp_pa
     assert death_signal == signal.SIGTERM  # proctree.die_with_parent: it can finish its run
 
 
-def test_a_stopped_run_gets_time_to_finish_before_anything_is_killed(sweep, tmp_path, capsys):
+def test_a_stopped_run_gets_time_to_finish_before_anything_is_killed(
+    sweep, tmp_path, capsys, monkeypatch
+):
     store, make = sweep
+    monkeypatch.setattr(agent, "LEFTOVER_GRACE_S", 0.1)  # what ends leftovers must not end it
     done = tmp_path / "finished.txt"
     sweep_id = make(values(sleep=[60], on_term=[str(done)]))
     agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.3))
@@ -706,9 +712,11 @@ def test_a_stopped_run_gets_time_to_finish_before_anything_is_killed(sweep, tmp_
     assert "process(es) running" not in err  # it ended by itself: nothing was left to end
 
 
-def test_a_canceled_run_says_why_and_ends_by_itself(sweep, tmp_path, capsys):
+def test_a_canceled_run_says_why_and_ends_by_itself(sweep, tmp_path, capsys, monkeypatch):
     store, make = sweep
-    sweep_id = make(values(sleep=[60]))
+    monkeypatch.setattr(agent, "LEFTOVER_GRACE_S", 0.1)  # what ends leftovers must not end it
+    done = tmp_path / "finished.txt"
+    sweep_id = make(values(sleep=[60], on_term=[str(done)]))
     cancel = when_running(
         tmp_path / "sweeps.db", sweep_id, lambda s: s.change_sweep_state(sweep_id, "cancel")
     )
@@ -717,7 +725,8 @@ def test_a_canceled_run_says_why_and_ends_by_itself(sweep, tmp_path, capsys):
     (run,) = store.runs(sweep_id)
     err = capsys.readouterr().err
     assert f"run {run.id}: the sweep was canceled\n" in err
-    assert "process(es) running" not in err
+    assert done.read_text() == "finished"  # it had its time to finish its wandb run
+    assert "process(es) running" not in err and "reaped meanwhile" not in err
 
 
 def test_a_timed_out_run_that_ignores_sigterm_is_killed_after_the_stop_grace(sweep, monkeypatch):
@@ -739,9 +748,10 @@ class RecordingGuard(agent.Guard):
     watched: ClassVar[list[tuple[int, str]]] = []
     forgotten: ClassVar[list[str]] = []
 
-    def fileno(self) -> int:
-        guard_fds.append(super().fileno())
-        return guard_fds[-1]
+    def __enter__(self) -> RecordingGuard:
+        super().__enter__()
+        guard_fds.append(self.fileno())
+        return self
 
     def watch(self, pgid: int, token: str) -> None:
         RecordingGuard.watched.append((pgid, token))
@@ -827,8 +837,9 @@ def test_a_sessions_function_that_cannot_be_imported_runs_in_this_process(
     assert "go in-process, as W&B's function agent runs them" in capsys.readouterr().err
 
 
-def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, tmp_path):
+def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, monkeypatch, capsys):
     store, make = sweep
+    monkeypatch.setattr(agent, "HEARTBEAT_S", 30.0)  # no beat: the end records it all
     sweep_id = make(values(i=[1]), metric={"name": "acc", "goal": "maximize"})
 
     def function() -> None:
@@ -845,6 +856,7 @@ def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, tmp_path):
     assert (run.metric_count, run.metric_value) == (3, 0.9)  # the max: the goal's aggregate
     assert run.summary["acc"]["max"] == 0.9  # its summary entry, as W&B's sweep reads it
     assert Path(run.run_dir).name.endswith(run.id) and Path(run.run_dir).is_dir()
+    assert f"run {run.id} finished: acc=0.9\n" in capsys.readouterr().err
 
 
 def test_a_function_run_is_handed_its_agents_wandb_service(tmp_path, monkeypatch):
@@ -887,3 +899,15 @@ def test_a_runs_last_line_without_a_newline_is_relayed_when_it_ends(sweep, capsy
     sweep_id = make(values(tail=["the last words"]))
     agent.run_agent(store, sweep_id)
     assert "\nthe last words\n" in capsys.readouterr().err
+
+
+def test_a_run_the_reaper_ended_first_keeps_that_end_and_the_agent_says_so(
+    sweep, monkeypatch, capsys
+):
+    store, make = sweep
+    sweep_id = make(values(i=[1]))
+    monkeypatch.setattr(store, "finish_run", lambda *a, **k: False)  # the store's answer
+    agent.run_agent(store, sweep_id, count=1)
+    (run,) = store.runs(sweep_id)
+    err = capsys.readouterr().err
+    assert f"run {run.id} was reaped meanwhile (no heartbeat): its first end stands\n" in err
