@@ -739,18 +739,17 @@ def test_a_timed_out_run_that_ignores_sigterm_is_killed_after_the_stop_grace(swe
 
 # --- function runs (forked from this process, or in it) ----------------------------------------
 
-guard_fds: list[int] = []
-
 
 class RecordingGuard(agent.Guard):
-    """The real guard, and what the agent hands it."""
+    """The real guard, its pipe's descriptor, and what the agent hands it."""
 
+    fileno_at_start: ClassVar[int] = -1
     watched: ClassVar[list[tuple[int, str]]] = []
     forgotten: ClassVar[list[str]] = []
 
     def __enter__(self) -> RecordingGuard:
         super().__enter__()
-        guard_fds.append(self.fileno())
+        RecordingGuard.fileno_at_start = self.fileno()
         return self
 
     def watch(self, pgid: int, token: str) -> None:
@@ -766,9 +765,8 @@ def writes_what_it_holds(seen_file: Path) -> Callable[[], None]:
     def function() -> None:
         import stat
 
-        fd = guard_fds[-1]
         try:
-            holds_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+            holds_pipe = stat.S_ISFIFO(os.fstat(RecordingGuard.fileno_at_start).st_mode)
         except OSError:
             holds_pipe = False
         seen_file.write_text(json.dumps(
@@ -785,6 +783,7 @@ def test_a_scripts_function_is_forked_and_holds_nothing_of_its_agent(sweep, tmp_
     monkeypatch.setattr(agent, "Guard", RecordingGuard)
     monkeypatch.setattr(RecordingGuard, "watched", [])
     monkeypatch.setattr(RecordingGuard, "forgotten", [])
+    monkeypatch.setattr(RecordingGuard, "fileno_at_start", -1)
     monkeypatch.setattr(agent, "_interactive_session", lambda: False)
     sweep_id = make(values(i=[1]))
     seen_file = tmp_path / "seen.json"
