@@ -329,7 +329,10 @@ class Executor:
         if self.mode == FORK:
             return
         # "__main__" too: each run would otherwise re-import the script that started the agent
-        # (multiprocessing imports it as __mp_main__), paying its imports once per run.
+        # (multiprocessing imports it as __mp_main__), paying its imports once per run. Python
+        # 3.11's server ignores "__main__" (CPython gh-126631) and starts without this process's
+        # sys.path (gh-117378): there a module found only through a sys.path entry added at run
+        # time (not PYTHONPATH, not the working directory) is imported by each run instead.
         assert isinstance(self.function, str)
         module = self.function.partition(":")[0]
         # And the module that defines the function (check_runnable has imported it): the
@@ -615,6 +618,7 @@ class _Agent:
                     break
             else:
                 consecutive_failures = 0
+            self.screen.refresh()  # this agent's counts now hold this run
 
     def perform(self, run: ClaimedRun) -> tuple[RunState, str | None]:
         """One claimed run: write its parameters, start it, watch it, record how it ended."""
@@ -680,7 +684,6 @@ class _Agent:
             note(f"{prefix}run {run.id} never called wandb.init: it logged nothing, so no metric")
         for problem in follower.problems():
             note(f"{prefix}run {run.id}: {problem}")
-        self.screen.refresh()
         return state, error
 
     def _record_not_started(self, run: ClaimedRun, error: str) -> tuple[RunState, str | None]:

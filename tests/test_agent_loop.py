@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -146,14 +147,24 @@ def signal_self(signum: int) -> Callable[[Store], None]:
 # --- runs and their ends -----------------------------------------------------------------------
 
 
-def test_count_bounds_the_runs_and_a_non_zero_exit_is_a_failed_run_naming_its_code(sweep):
+def test_count_bounds_the_runs_and_a_non_zero_exit_is_a_failed_run_naming_its_code(
+    sweep, monkeypatch, capsys
+):
     store, make = sweep
     sweep_id = make(values(code=["ok", "3", "ok-2", "4"]))
+    setups = counting_wandb_setups(monkeypatch)
     result = agent.run_agent(store, sweep_id, count=3)
+    assert setups == []  # a program starts its own wandb service
     assert (result.performed, result.failed, result.gave_up) == (3, 1, None)
     assert states(store, sweep_id) == [
         ("finished", ""), ("failed", "exited with code 3"), ("finished", ""),
     ]  # fmt: skip
+    first, failed, _ = sorted(store.runs(sweep_id), key=lambda r: r.created_at)
+    err = capsys.readouterr().err
+    assert f"sweepkit: run {first.id} finished\n" in err  # no metric: nothing after the state
+    assert f"sweepkit: run {first.id} never called wandb.init" in err
+    assert f"sweepkit: run {failed.id} failed\n" in err  # its failure says enough
+    assert f"sweepkit: run {failed.id} never called" not in err
     assert result.exit_code == 1 and not result.interrupted and not result.preempted
     assert store.sweep_state(sweep_id) == "running"  # one point is left
 
@@ -362,12 +373,13 @@ def test_an_agent_waits_while_another_agents_run_is_going_and_says_so_once(
 # --- signals ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: terminal gone
 def test_sigterm_preempts_the_run_its_point_is_offered_again_and_the_exit_code_says_so(
-    sweep, tmp_path
+    sweep, tmp_path, signum
 ):
     store, make = sweep
     sweep_id = make(values(sleep=[60]))
-    thread = when_running(tmp_path / "sweeps.db", sweep_id, signal_self(signal.SIGTERM))
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, signal_self(signum))
     result = agent.run_agent(store, sweep_id)
     thread.join()
     assert states(store, sweep_id) == [
@@ -419,33 +431,94 @@ def test_a_run_killed_by_a_signal_with_its_agent_left_alone_is_failed(sweep, tmp
     assert result.exit_code == 1 and not result.preempted
 
 
-def test_ctrl_c_once_lets_the_run_finish_then_stops(sweep, tmp_path, capsys):
+@pytest.mark.parametrize(("label", "prefix"), [(None, ""), ("w1", "[w1] ")])
+def test_ctrl_c_once_lets_the_run_finish_then_stops(sweep, tmp_path, capsys, label, prefix):
     store, make = sweep
     sweep_id = make(values(sleep=[0.6, 0.7]))
     thread = when_running(tmp_path / "sweeps.db", sweep_id, signal_self(signal.SIGINT))
-    result = agent.run_agent(store, sweep_id)
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(label=label))
     thread.join()
     assert states(store, sweep_id) == [("finished", "")]  # the second point was not started
-    assert result.interrupted and not result.preempted and result.exit_code == 130
-    assert "finishing the current run, then stopping (Ctrl-C again to stop it now)" in (
-        capsys.readouterr().err
-    )
+    assert result.interrupted is True and result.preempted is False and result.exit_code == 130
+    assert (
+        f"sweepkit: {prefix}finishing the current run, then stopping (Ctrl-C again to stop it now)\n"
+    ) in capsys.readouterr().err
 
 
 def test_ctrl_c_twice_stops_the_run_now(sweep, tmp_path):
     store, make = sweep
     sweep_id = make(values(sleep=[60, 61]))
-
-    def twice(_store: Store) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    thread = when_running(tmp_path / "sweeps.db", sweep_id, twice)
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, stop_twice)
     result = agent.run_agent(store, sweep_id)
     thread.join()
     assert states(store, sweep_id) == [("killed", "stopped by Ctrl-C")]
     assert result.interrupted and result.exit_code == 130
+
+
+class RecordingLiveLines(agent.LiveLines):
+    """Live lines as on a terminal, recorded instead of drawn."""
+
+    shown: ClassVar[list[list[str]]] = []
+
+    def __init__(self) -> None:
+        super().__init__(enabled=True)
+
+    def __enter__(self) -> RecordingLiveLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, lines: list[str]) -> None:
+        RecordingLiveLines.shown.append(list(lines))
+
+
+def test_on_a_terminal_the_live_lines_show_the_sweep_and_this_agents_share(sweep, monkeypatch):
+    from sweepkit.backends.local import LocalBackend
+
+    store, make = sweep
+    monkeypatch.setattr(agent, "LiveLines", RecordingLiveLines)
+    monkeypatch.setattr(RecordingLiveLines, "shown", [])
+    sweep_id = make(values(code=["0", "3", "ok"]))
+    backend = LocalBackend(store.location)
+    agent.run_agent(store, sweep_id, count=2, sweep_info=lambda: backend.sweep(sweep_id))
+    assert RecordingLiveLines.shown[-1] == [
+        f"{sweep_id}: 1/3 finished, 1 failed, 0 running",
+        "  this agent: 2/2 runs, 1 failed",
+    ]
+    monkeypatch.setattr(RecordingLiveLines, "shown", [])
+    agent.run_agent(store, sweep_id)  # no count, no sweep_info: nothing to show
+    assert RecordingLiveLines.shown and not any(RecordingLiveLines.shown)
+
+
+def stop_twice(_store: Store) -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal_self(signal.SIGTERM), 143), (stop_twice, 130)])
+def test_a_store_that_fails_while_the_agent_is_told_to_stop_gives_up_with_the_signals_code(
+    sweep, tmp_path, monkeypatch, stop, code
+):
+    """The store's patience is cut short once the agent is told to stop now (its stop_waiting
+    says so), and the error's exit code is the signal's, as after a recorded stop."""
+    store, make = sweep
+    sweep_id = make(values(sleep=[60]))
+    told_to_stop_at_failure = []
+
+    def lost(*args, **kwargs):
+        told_to_stop_at_failure.append(store.stop_waiting())
+        raise agent.StoreError("the store went away")
+
+    monkeypatch.setattr(store, "finish_run", lost)
+    thread = when_running(tmp_path / "sweeps.db", sweep_id, stop)
+    with pytest.raises(agent.StoreError) as raised:
+        agent.run_agent(store, sweep_id)
+    thread.join()
+    assert raised.value.exit_code == code and told_to_stop_at_failure == [True]
+    assert "stop_waiting" not in vars(store)  # a library caller's store waits as before
+    assert store.stop_waiting() is False
 
 
 def test_the_callers_signal_handlers_are_back_after_the_agent(sweep):
@@ -761,6 +834,19 @@ class RecordingGuard(agent.Guard):
         super().forget(token)
 
 
+def counting_wandb_setups(monkeypatch) -> list[int]:
+    """The real wandb.setup, each call recorded."""
+    calls: list[int] = []
+    real = agent.wandb.setup
+
+    def setup(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(agent.wandb, "setup", setup)
+    return calls
+
+
 def writes_what_it_holds(seen_file: Path) -> Callable[[], None]:
     def function() -> None:
         import stat
@@ -788,7 +874,9 @@ def test_a_scripts_function_is_forked_and_holds_nothing_of_its_agent(sweep, tmp_
     sweep_id = make(values(i=[1]))
     seen_file = tmp_path / "seen.json"
     beats = counting_beats(store, monkeypatch)
+    setups = counting_wandb_setups(monkeypatch)
     result = agent.run_agent(store, sweep_id, function=writes_what_it_holds(seen_file))
+    assert setups == [1]  # one wandb service for the agent's runs, started before them
     (run,) = store.runs(sweep_id)
     assert len(beats) >= 2  # the watch is not stuck waiting for the run's end
     assert Path(run.log_file).read_text() == "a function run says hello\n"
@@ -815,6 +903,44 @@ def test_a_forked_function_that_raises_is_a_failed_run_with_its_traceback(sweep)
     assert "Traceback" in run.error
 
 
+@pytest.fixture
+def fresh_fork_server(monkeypatch):
+    """No fork server before the test (one started earlier has other modules loaded), and
+    none left after it; the server's preload list as it was."""
+    server = multiprocessing.forkserver._forkserver
+    monkeypatch.setattr(server, "_preload_modules", list(server._preload_modules))
+    server._stop()
+    yield server
+    server._stop()
+
+
+def test_a_named_functions_runs_fork_from_a_server_that_imported_its_module_once(
+    sweep, tmp_path, monkeypatch, fresh_fork_server
+):
+    """`module:attr`: each run forks from the warm fork server, which imported the module
+    that defines the function (not only the package that names it), so no run pays for it."""
+    store, make = sweep
+    imports = tmp_path / "imports.txt"
+    monkeypatch.setenv("SWEEPKIT_TEST_IMPORTS", str(imports))
+    # Python 3.11 starts the server without this process's sys.path (gh-117378), and the
+    # sweep fixture left the directory `tests` imports from: the environment says where.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent.parent))
+    sweep_id = make(values(i=[1, 2]))
+    result = agent.run_agent(store, sweep_id, function="tests.lazy_function:run")
+    assert result.exit_code == 0  # the runs hold nothing of this process to close
+    assert [r.state for r in store.runs(sweep_id)] == ["finished", "finished"]
+    assert fresh_fork_server._preload_modules == [
+        "__main__", "sweepkit.agent", "wandb", "tests.lazy_function", "tests.lazy_function.defined"
+    ]  # fmt: skip
+    records = [line.split() for line in imports.read_text().splitlines()]
+    runs = [(int(pid), int(parent)) for what, pid, parent in (r for r in records if r[0] == "run")]
+    imported_in = {int(r[1]) for r in records if r[0] == "import"} - {os.getpid()}
+    server = fresh_fork_server._forkserver_pid
+    assert [parent for _, parent in runs] == [server, server]  # each forked from the server
+    assert len({pid for pid, _ in runs}) == 2
+    assert imported_in == {server}  # there, once: no run imported it again
+
+
 def test_a_sessions_function_that_cannot_be_imported_runs_in_this_process(
     sweep, monkeypatch, capsys
 ):
@@ -828,12 +954,18 @@ def test_a_sessions_function_that_cannot_be_imported_runs_in_this_process(
         if len(seen) == 2:
             raise ValueError("the second one fails")
 
+    setups = counting_wandb_setups(monkeypatch)
     result = agent.run_agent(store, sweep_id, function=function)
+    assert setups == []  # each in-process run tears wandb down: no shared service
     runs = sorted(store.runs(sweep_id), key=lambda r: r.created_at)
     assert [(r.id, os.getpid()) for r in runs] == seen  # here, in order, each with its own id
     assert [r.state for r in runs] == ["finished", "failed"] and result.failed == 1
     assert runs[1].error.rstrip().endswith("ValueError: the second one fails")
-    assert "go in-process, as W&B's function agent runs them" in capsys.readouterr().err
+    assert (
+        f"sweepkit: runs of {function.__qualname__} go in-process, as W&B's function agent runs "
+        "them: it was defined in this interactive session, which cannot be forked from safely "
+        "(define it in a module, or run a script, to give each run its own process)\n"
+    ) in capsys.readouterr().err
 
 
 def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, monkeypatch, capsys):
@@ -855,7 +987,27 @@ def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, monkeypatch,
     assert (run.metric_count, run.metric_value) == (3, 0.9)  # the max: the goal's aggregate
     assert run.summary["acc"]["max"] == 0.9  # its summary entry, as W&B's sweep reads it
     assert Path(run.run_dir).name.endswith(run.id) and Path(run.run_dir).is_dir()
-    assert f"run {run.id} finished: acc=0.9\n" in capsys.readouterr().err
+    assert f"sweepkit: run {run.id} finished: acc=0.9\n" in capsys.readouterr().err
+
+
+def test_a_metric_value_left_out_is_said_once_the_run_ended(sweep, monkeypatch, capsys):
+    store, make = sweep
+    sweep_id = make(values(i=[1]), metric={"name": "acc", "goal": "maximize"})
+
+    def function() -> None:
+        import wandb
+
+        with wandb.init() as run:
+            for acc in (0.1, float("nan"), 0.5):
+                run.log({"acc": acc})
+
+    agent.run_agent(store, sweep_id, function=function)
+    (run,) = store.runs(sweep_id)
+    assert (run.state, run.metric_count, run.metric_value) == ("finished", 2, 0.5)
+    assert (
+        f"sweepkit: run {run.id}: acc was logged 1 time(s) as NaN, inf or not a number: "
+        "those values are left out\n"
+    ) in capsys.readouterr().err
 
 
 def test_a_function_run_is_handed_its_agents_wandb_service(tmp_path, monkeypatch):
