@@ -126,6 +126,18 @@ def test_a_function_reference_that_cannot_be_called_is_one_line(ref, said):
     assert str(refused.value).startswith(said)
 
 
+def test_runs_that_could_not_start_are_refused_before_any_starts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"program 'missing\.py' does not exist"):
+        agent.check_runnable({"program": "missing.py"}, None)  # the sweep's command
+    with pytest.raises(ConfigError, match="--function no_such_module_x:f: cannot import"):
+        agent.check_runnable({"program": "missing.py"}, "no_such_module_x:f")  # it replaces it
+    monkeypatch.setattr(agent, "DEFAULT_FUNCTION", "no_such_module_y:train")
+    with pytest.raises(ConfigError, match="--function no_such_module_y:train: cannot import"):
+        agent.check_runnable({"method": "grid"}, None)  # no command: sweepkit's train
+    agent.check_runnable({"program": "missing.py"}, _done)  # a function in hand: nothing to import
+
+
 def test_an_in_process_run_gets_the_runs_environment_and_gives_it_back(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_RUN_ID", "the-sessions")
     monkeypatch.delenv("WANDB_SWEEP_PARAM_PATH", raising=False)
