@@ -922,9 +922,10 @@ def test_a_named_functions_runs_fork_from_a_server_that_imported_its_module_once
     store, make = sweep
     imports = tmp_path / "imports.txt"
     monkeypatch.setenv("SWEEPKIT_TEST_IMPORTS", str(imports))
-    # Python 3.11 starts the server without this process's sys.path (gh-117378), and the
-    # sweep fixture left the directory `tests` imports from: the environment says where.
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent.parent))
+    # Python 3.11 starts the server without this process's sys.path (gh-117378), from the
+    # working directory: there, the project's root, `tests` is found (and so is what tools
+    # that wrap the tests read there: mutmut's runs look for its pyproject.toml).
+    monkeypatch.chdir(Path(__file__).parent.parent)
     sweep_id = make(values(i=[1, 2]))
     result = agent.run_agent(store, sweep_id, function="tests.lazy_function:run")
     assert result.exit_code == 0  # the runs hold nothing of this process to close
