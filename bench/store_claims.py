@@ -4,20 +4,25 @@ For each store kind, sweep method (random, grid) and number of agent
 processes (1, 8, 32): a fresh store holds a sweep of 1,000 finished runs,
 each having logged 10,000 steps of the metric (what the store keeps of them:
 count, min, max, last; no points, as the sweep has no early_terminate). Then
-the agents, forked from this process so that each starts at once, claim
-`--claims` more runs between them as fast as they can, finishing each (with
-its 10,000-step metric) before the next claim, as real agents do. Printed:
-claims per second (all claims over the wall time from the first to the
-last), the median and p99 latency of one `claim_run`, and the duplicates
-found (grid points handed out twice, or run ids twice): always 0, or the
-benchmark fails.
+the agents, forked from this process so that each starts at once, make their
+first claim (a new connection's: the server's caches cold, the sweep read),
+and once all have, claim more runs between them: as fast as they can, or
+paced (`--paced 32@200`: claims offered at 200 per second between 32 agents,
+as agents that train between their claims), finishing each (with its
+10,000-step metric) before the next claim, as real agents do: 30 claims per
+agent for random search (at least 192), 160 for grid (200 points are left).
+Printed: claims per second (the claims after the first over the wall time
+from the start to the last), the median and p99 latency of one `claim_run`
+after the first, the slowest first claim, and the duplicates found (grid
+points handed out twice, or run ids twice, first claims included): always
+0, or the benchmark fails.
 
 PostgreSQL is a throwaway server started here (tests/pg_server.py: initdb,
 pg_ctl on a free loopback port, fsync off; as root it runs as `postgres`), or
 the database at --postgres URL. Target: PostgreSQL >= 200 claims/s with 32
 agents and p99 < 50 ms.
 
-    python bench/store_claims.py                       # everything (about 2 minutes on 2 cores)
+    python bench/store_claims.py                       # everything (about 3 minutes on 2 cores)
     python bench/store_claims.py --agents 32 --methods random
 """
 
@@ -100,46 +105,74 @@ def fill(location: str, config: dict) -> str:
     return sweep_id
 
 
-def agent(location: str, sweep_id: str, claims: int, start, out) -> None:
-    """One agent process: wait for the start, then claim and finish `claims` runs."""
+def claim_and_finish(store, sweep_id: str) -> tuple[float, tuple[str, str] | None]:
+    """One claim's latency, and what it handed out (run id, config), finished as a run would."""
+    begin = time.perf_counter()
+    run = store.claim_run(sweep_id)
+    latency = time.perf_counter() - begin
+    if run is None:
+        return latency, None
+    store.finish_run(
+        sweep_id, run.id, state="finished", progress=PROGRESS,
+        summary={"loss": PROGRESS.value}, run_dir=None,
+    )  # fmt: skip
+    return latency, (run.id, json.dumps(run.config, sort_keys=True))
+
+
+def agent(location: str, sweep_id: str, claims: int, gates, out, every_s: float, seed: int) -> None:
+    """One agent process: its first claim (a new connection's), then at the start `claims`
+    more: one after the other, or with `every_s`, one every `every_s` s from a seeded offset.
+    It leaves only once every agent is done, so that none measures another's exit."""
+    import random
+
+    ready, start, done = gates
     store = open_store(location)
+    first_latency, first = claim_and_finish(store, sweep_id)
+    ready.wait()
     start.wait()
-    latencies, got = [], []
-    for _ in range(claims):
-        begin = time.perf_counter()
-        run = store.claim_run(sweep_id)
-        latencies.append(time.perf_counter() - begin)
-        if run is None:
+    due = time.perf_counter() + random.Random(seed).uniform(0, every_s)
+    latencies, got = [], [first] if first else []
+    for k in range(claims):
+        if every_s:
+            time.sleep(max(0.0, due + k * every_s - time.perf_counter()))
+        latency, handed = claim_and_finish(store, sweep_id)
+        latencies.append(latency)
+        if handed is None:
             break
-        got.append((run.id, json.dumps(run.config, sort_keys=True)))
-        store.finish_run(
-            sweep_id, run.id, state="finished", progress=PROGRESS,
-            summary={"loss": PROGRESS.value}, run_dir=None,
-        )  # fmt: skip
-    out.put((time.time(), latencies, got))
+        got.append(handed)
+    ended = time.time()
+    done.wait()
+    out.put((ended, first_latency, latencies, got))
     store.close()
 
 
-def measure(location: str, config: dict, agents: int, claims: int) -> dict:
+def measure(location: str, config: dict, agents: int, claims: int, rate: float) -> dict:
+    """`claims` by `agents` processes: as fast as they can, or with `rate`, offered at `rate`
+    claims per second between them (each agent claiming every agents / rate seconds)."""
     sweep_id = fill(location, config)
     context = multiprocessing.get_context("fork")  # this process has imported everything once
-    start, out = context.Event(), context.Queue()
+    ready, start, done = context.Barrier(agents + 1), context.Event(), context.Barrier(agents)
+    out = context.Queue()
     each = claims // agents
+    every_s = agents / rate if rate else 0.0
     processes = [
-        context.Process(target=agent, args=(location, sweep_id, each, start, out))
-        for _ in range(agents)
+        context.Process(
+            target=agent, args=(location, sweep_id, each, (ready, start, done), out, every_s, i)
+        )
+        for i in range(agents)
     ]
     for process in processes:
         process.start()
-    time.sleep(1.0)  # let every agent open its store before the start
+    ready.wait(timeout=600)  # every agent has made its first claim (a hang guard)
     began = time.time()
     start.set()
-    results = [out.get(timeout=1800) for _ in processes]  # a hang guard
+    results = [out.get(timeout=1800) for _ in processes]
     for process in processes:
         process.join(timeout=60)
     ended = max(r[0] for r in results)
-    latencies = sorted(t for r in results for t in r[1])
-    handed = [item for r in results for item in r[2]]
+    firsts = sorted(r[1] for r in results)
+    latencies = sorted(t for r in results for t in r[2])
+    handed = [item for r in results for item in r[3]]
     ids = [run_id for run_id, _ in handed]
     points = [point for _, point in handed]
     duplicates = (len(ids) - len(set(ids))) + (
@@ -150,10 +183,11 @@ def measure(location: str, config: dict, agents: int, claims: int) -> dict:
                 for i in range(PAST_RUNS)}  # fmt: skip
         duplicates += len(past & set(points))
     return {
-        "claims": len(handed),
-        "per_s": len(handed) / (ended - began),
+        "claims": len(latencies),
+        "per_s": len(latencies) / (ended - began),
         "median_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "first_max_ms": 1000 * firsts[-1],
         "duplicates": duplicates,
     }
 
@@ -163,13 +197,32 @@ def main() -> None:
     parser.add_argument("--agents", default="1,8,32", help="agent process counts (1,8,32)")
     parser.add_argument("--methods", default="random,grid")
     parser.add_argument("--kinds", default="sqlite,postgres")
-    parser.add_argument("--claims", type=int, default=192, help="claims per measurement (192)")
+    parser.add_argument(
+        "--claims",
+        type=int,
+        help="claims per measurement after each agent's first (random: 30 per agent, >= 192;"
+        " grid: 160)",
+    )
+    parser.add_argument(
+        "--paced",
+        default="32@200",
+        help="AGENTS@RATE lines after the others: random search, claims offered at RATE per"
+        " second between AGENTS agents, as agents that train between claims (32@200; '' none)",
+    )
     parser.add_argument(
         "--postgres", metavar="URL", help="an existing database, else a throwaway server"
     )
     args = parser.parse_args()
-    agent_counts = [int(n) for n in args.agents.split(",")]
     kinds = args.kinds.split(",")
+    # (method, agents, rate): rate 0 claims as fast as the agents can.
+    lines = [
+        (method, int(agents), 0.0)
+        for method in args.methods.split(",")
+        for agents in args.agents.split(",")
+    ]
+    for paced in filter(None, args.paced.split(",")):
+        agents, rate = paced.split("@")
+        lines.append(("random", int(agents), float(rate)))
 
     server = None
     if "postgres" in kinds and not args.postgres:
@@ -181,27 +234,28 @@ def main() -> None:
                 "PostgreSQL's server is not installed (apt-get install postgresql), or --postgres URL"
             )
         server = PostgresServer(binaries).start()
-    print(f"{PAST_RUNS:,} finished runs of {STEPS:,} steps each; {args.claims} claims per line; "
-          f"{os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{PAST_RUNS:,} finished runs of {STEPS:,} steps each; {os.cpu_count()} CPUs")
     print(
-        f"{'store':>9} {'method':>7} {'agents':>6} {'claims/s':>9} {'median':>9} {'p99':>9} {'dup':>4}"
+        f"{'store':>9} {'method':>7} {'agents':>6} {'offered':>8} {'claims':>6} {'claims/s':>9}"
+        f" {'median':>9} {'p99':>9} {'1st max':>9} {'dup':>4}"
     )
     failed = False
     try:
-        for method in args.methods.split(","):
+        for method, agents, rate in lines:
             config = GRID if method == "grid" else RANDOM
-            for agents in agent_counts:
-                for kind in kinds:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        if kind == "sqlite":
-                            location = str(Path(tmp) / "s.db")
-                        else:
-                            location = args.postgres or server.new_database()
-                        got = measure(location, config, agents, max(args.claims, agents))
-                    failed |= got["duplicates"] != 0
-                    print(f"{kind:>9} {method:>7} {agents:>6} {got['per_s']:>9.0f} "
-                          f"{got['median_ms']:>6.1f} ms {got['p99_ms']:>6.1f} ms {got['duplicates']:>4}",
-                          flush=True)  # fmt: skip
+            claims = args.claims or (max(192, 30 * agents) if method == "random" else 160)
+            for kind in kinds:
+                with tempfile.TemporaryDirectory() as tmp:
+                    if kind == "sqlite":
+                        location = str(Path(tmp) / "s.db")
+                    else:
+                        location = args.postgres or server.new_database()
+                    got = measure(location, config, agents, max(claims, agents), rate)
+                failed |= got["duplicates"] != 0
+                offered = f"{rate:.0f}/s" if rate else "max"
+                print(f"{kind:>9} {method:>7} {agents:>6} {offered:>8} {got['claims']:>6} "
+                      f"{got['per_s']:>9.0f} {got['median_ms']:>6.1f} ms {got['p99_ms']:>6.1f} ms "
+                      f"{got['first_max_ms']:>6.0f} ms {got['duplicates']:>4}", flush=True)  # fmt: skip
     finally:
         if server is not None:
             server.close()

@@ -85,12 +85,25 @@ def reads_past_runs(config: dict[str, Any]) -> bool:
     return config["method"] != "random"
 
 
+def draw_ahead(config: dict[str, Any]) -> engine.SweepRun | None:
+    """Random search's next draw, made before the claim's transaction; None for the methods
+    that read past runs.
+
+    The draw reads no runs, so making it while the sweep is held (about 1.5 ms:
+    the engine validates every parameter on each call) only makes every other
+    agent of the sweep wait. Whether it is used is still decided inside the
+    transaction (`choose`: a point offered again, `run_cap`, `metric.target`).
+    """
+    return None if reads_past_runs(config) else engine.next_run(config, [])
+
+
 def choose(
     sweep: StoredSweep,
     runs: SweepRuns,
     *,
     max_retries: int,
     retry_ended_before: float | None = None,
+    drawn: engine.SweepRun | None = None,
 ) -> Choice:
     """The sweep's next run.
 
@@ -99,7 +112,7 @@ def choose(
     and with `retry_ended_before`, a run's that failed or crashed for good
     before then. Otherwise, unless `run_cap` or `metric.target` is reached,
     the engine's suggestion (random search without the past runs: it draws
-    independently of them).
+    independently of them; `drawn` is that draw made ahead, `draw_ahead`).
 
     >>> sweep = StoredSweep("local-x", None, None, None,
     ...     {"method": "grid", "parameters": {"a": {"values": [1]}}}, "running", 0.0)
@@ -112,8 +125,10 @@ def choose(
     config = sweep.config
     suggestion = None
     if not sweep_is_done(config, runs):
-        past = engine_runs(config, runs.every or []) if reads_past_runs(config) else []
-        suggestion = engine.next_run(config, past)
+        if reads_past_runs(config):
+            suggestion = engine.next_run(config, engine_runs(config, runs.every or []))
+        else:
+            suggestion = drawn if drawn is not None else engine.next_run(config, [])
     if suggestion is None:
         running = any(r.state == _RUNNING for r in runs.unsettled)
         return Choice(finished=not running and not lost(runs.unsettled, runs.retried))

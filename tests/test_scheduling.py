@@ -131,6 +131,25 @@ def test_random_search_reads_no_past_runs_and_grid_and_bayes_do(monkeypatch):
     ]  # fmt: skip
 
 
+def test_a_draw_made_ahead_is_random_searchs_suggestion_and_grid_asks_the_engine(monkeypatch):
+    from sweepkit import engine
+
+    random_sweep = {"method": "random", "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+    drawn = scheduling.draw_ahead(random_sweep)
+    assert scheduling.draw_ahead(GRID_3) is None  # a grid point depends on the past runs
+    asked = []
+    monkeypatch.setattr(engine, "next_run", lambda config, runs: asked.append(config))
+    choice = choose(sweep(random_sweep), SweepRuns.of([]), max_retries=2, drawn=drawn)
+    assert choice.config == scheduling._plain(drawn.config) and asked == []
+    crashed = SweepRuns.of([run("c", "crashed", x=0.25)])  # a point offered again comes first
+    assert choose(sweep(random_sweep), crashed, max_retries=2, drawn=drawn).config == {
+        "x": {"value": 0.25}
+    }
+    capped = {**random_sweep, "run_cap": 1}  # and run_cap still holds with a draw in hand
+    done = choose(sweep(capped), SweepRuns.of([run("a")]), max_retries=2, drawn=drawn)
+    assert done.config is None and done.finished
+
+
 def test_what_the_engine_suggests_comes_back_plain_with_its_search_info():
     bayes = {
         "method": "bayes",

@@ -177,6 +177,24 @@ def test_heartbeats_append_only_the_new_points_and_keep_a_bounded_prefix(
     )
 
 
+def test_a_beat_after_the_runs_end_changes_nothing_of_it(store_location):
+    # A beat sent late (the reaper, or the run's own end, came first) must not overwrite the
+    # metric its end recorded: the scheduler reads that one.
+    store = open_store(store_location)
+    sweep_id = store.create_sweep(
+        {"method": "grid", "metric": {"name": "loss"}, "parameters": {"x": {"values": [1, 2]}}}
+    )
+    run = store.claim_run(sweep_id)
+    store.finish_run(
+        sweep_id, run.id, state="finished", progress=logged([2.0, 1.0]), summary={}, run_dir="/a"
+    )
+    store.heartbeat(sweep_id, run.id, logged([2.0, 1.0, 0.5, 0.1]), run_dir="/b")
+    (ended,) = store.runs(sweep_id)
+    assert (ended.state, ended.metric_count, ended.metric_min, ended.run_dir) == (
+        "finished", 2, 1.0, "/a",
+    )  # fmt: skip
+
+
 def test_a_sweep_without_early_termination_keeps_no_points(store_location):
     store = open_store(store_location)
     config = dict(HYPERBAND_GRID)
@@ -466,7 +484,10 @@ def test_a_claim_reads_the_same_facts_as_scheduling_computes_from_every_run(stor
             store.finish_run(
                 sweep_id, run.id, state=state, progress=progress, summary={}, run_dir=None
             )
-    store.claim_run(sweep_id, max_retries=0)  # the preempted point again: a retry
+    again = store.claim_run(sweep_id, max_retries=0)  # the preempted point again: a retry,
+    store.finish_run(  # settled: only its retry_of says the preempted point was run again
+        sweep_id, again.id, state="finished", progress=None, summary={}, run_dir=None
+    )
     with_every = reads_past_runs(config)
     read = store._transact(lambda cursor: store._sweep_runs(cursor, sweep_id, with_every))
     expected = SweepRuns.of(store.runs(sweep_id), with_every=with_every)
@@ -478,7 +499,41 @@ def test_a_claim_reads_the_same_facts_as_scheduling_computes_from_every_run(stor
     assert (read.every is None) == (expected.every is None) == (method == "random")
     if read.every is not None:
         assert [r.id for r in read.every] == [r.id for r in expected.every]
-    assert (read.tries, read.points, len(read.unsettled)) == (7, 6, 5)
+    assert (read.tries, read.points, len(read.unsettled), len(read.retried)) == (7, 6, 4, 1)
+
+
+def _in_transaction(store: Store) -> bool:
+    """Whether the store's connection is inside a transaction (holding the sweep, in a claim)."""
+    if hasattr(store, "_db"):  # SQLite
+        return store._db.in_transaction
+    import psycopg
+
+    return store._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
+@pytest.mark.parametrize("method", ["random", "grid"])
+def test_random_search_draws_before_the_claim_holds_the_sweep_and_grid_inside(
+    store_location, monkeypatch, method
+):
+    # Every other agent of the sweep waits while a claim holds it: random search reads no runs,
+    # so its draw (~1.5 ms of the engine validating parameters) is made before; a grid point
+    # depends on the points handed out, so it is chosen holding the sweep.
+    from sweepkit import engine
+
+    store = open_store(store_location)
+    sweep_id = store.create_sweep({"method": method, "parameters": {"x": {"values": [1, 2, 3]}}})
+    store.claim_run(sweep_id)  # the sweep's config read and cached: one read before
+    asked, real = [], engine.next_run
+
+    def spy(config, runs):
+        suggestion = real(config, runs)
+        asked.append((_in_transaction(store), suggestion.config))
+        return suggestion
+
+    monkeypatch.setattr(engine, "next_run", spy)
+    run = store.claim_run(sweep_id)
+    assert [held for held, _ in asked] == [method == "grid"]
+    assert run.config == asked[0][1]  # the draw is what was claimed, not a second one
 
 
 _FIRST_CLAIM = """

@@ -121,8 +121,10 @@ class Store(abc.ABC):
       happens to the process or the connection in the middle.
     - `claim_run` is one transaction that holds the sweep (SQLite: the write
       lock; PostgreSQL: a row lock on the sweep) while the engine suggests
-      the next config, so no two agents, on any machines, get the same grid
-      point, and `run_cap` holds exactly.
+      the next config (random search's draw, which reads no runs, is made
+      before: `scheduling.draw_ahead`), so no two agents, on any machines,
+      get the same grid point, and `run_cap` holds exactly.
+    - A beat or an end writes nothing of a run that has already ended.
     - A run ends once (`sweepkit.lifecycle.check_move`): the first end
       recorded, by its agent or by the reaper, stands.
     - A store keeps per run the metric's count, min, max and last and, for

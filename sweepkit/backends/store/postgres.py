@@ -3,9 +3,10 @@
 ``--store postgresql://USER[:PASSWORD]@HOST:PORT/DB`` (psycopg 3, no ORM:
 `pip install 'sweepkit[postgres]'`). The tables are made on first use. A
 claim is one transaction that locks the sweep's row (`SELECT ... FOR
-UPDATE`) while the engine suggests the next config, so claims of one sweep
-are serialised across machines and no grid point is handed out twice; other
-sweeps, heartbeats and run ends do not wait on it.
+UPDATE`) while the engine suggests the next config (a random draw is made
+before: it reads no runs), so claims of one sweep are serialised across
+machines and no grid point is handed out twice; other sweeps, heartbeats and
+run ends do not wait on it.
 
 The server may go away (a restart, a failover, a network cut): a
 transaction that fails because its connection was lost is rolled back by

@@ -149,7 +149,8 @@ class SQLStore(Store):
 
     def __init__(self, location: str) -> None:
         self.location = location
-        self._keeps: dict[str, bool] = {}  # sweep id -> whether it keeps metric points
+        # sweep id -> its config, read once: a sweep's config never changes once created.
+        self._configs: dict[str, dict[str, Any]] = {}
 
     @abc.abstractmethod
     def _transact(self, work: Callable[[Cursor], T], *, write: bool = True) -> T:
@@ -287,6 +288,10 @@ class SQLStore(Store):
         self.check_alive()
         self.reap(sweep_id, crash_grace_s)
         engine.load_methods()  # its imports, not inside the transaction that holds the sweep
+        config = self._transact(lambda cursor: self._config(cursor, sweep_id), write=False)
+        if config is None:
+            return None
+        drawn = scheduling.draw_ahead(config)  # random search: not while holding the sweep
         # Chosen before the transaction, so that one run again on a new connection (the
         # server went away at the commit) finds its own run instead of claiming a second.
         run_id = new_id()
@@ -313,8 +318,9 @@ class SQLStore(Store):
                 return None
             runs = self._sweep_runs(cursor, sweep_id, scheduling.reads_past_runs(sweep.config))
             choice = scheduling.choose(
-                sweep, runs, max_retries=max_retries, retry_ended_before=retry_ended_before
-            )
+                sweep, runs, max_retries=max_retries, retry_ended_before=retry_ended_before,
+                drawn=drawn,
+            )  # fmt: skip
             now = time.time()
             if choice.config is None:
                 if choice.finished:
@@ -354,25 +360,25 @@ class SQLStore(Store):
             (sweep_id,),
         )
         tries, points, low, high = cursor.fetchone()
-        cursor.execute("SELECT retry_of FROM runs WHERE sweep_id = ? AND retry_of IS NOT NULL",
-                       (sweep_id,))  # fmt: skip
-        retried = frozenset(run_id for (run_id,) in cursor.fetchall())
         every = None
         if with_every:
             cursor.execute(
                 f"SELECT {_SCHEDULED_COLUMNS} FROM runs WHERE sweep_id = ? ORDER BY created_at, id",
                 (sweep_id,),
             )
-            every = [ScheduledRun(*row) for row in cursor.fetchall()]
-            unsettled = [run for run in every if run.state in scheduling.UNSETTLED]
+            read = every = [ScheduledRun(*row) for row in cursor.fetchall()]
         else:
+            # The unsettled runs and the (few) retries, in one round trip: on a networked store
+            # each one is paid while every other agent of the sweep waits.
             marks = ", ".join("?" for _ in scheduling.UNSETTLED)
             cursor.execute(
-                f"SELECT {_SCHEDULED_COLUMNS} FROM runs WHERE sweep_id = ? AND state IN ({marks})"
-                " ORDER BY created_at, id",
+                f"SELECT {_SCHEDULED_COLUMNS} FROM runs WHERE sweep_id = ?"
+                f" AND (state IN ({marks}) OR retry_of IS NOT NULL) ORDER BY created_at, id",
                 (sweep_id, *scheduling.UNSETTLED),
             )
-            unsettled = [ScheduledRun(*row) for row in cursor.fetchall()]
+            read = [ScheduledRun(*row) for row in cursor.fetchall()]
+        unsettled = [run for run in read if run.state in scheduling.UNSETTLED]
+        retried = frozenset(run.retry_of for run in read if run.retry_of)
         return scheduling.SweepRuns(
             tries=tries, points=points or 0, metric_min=low, metric_max=high,
             unsettled=unsettled, retried=retried, every=every,
@@ -430,36 +436,24 @@ class SQLStore(Store):
     ) -> None:
         self.check_alive()
 
+        metric_set, metric = _metric_columns(progress)
+
         def work(cursor: Cursor) -> None:
             cursor.execute(
-                "UPDATE runs SET heartbeat_at = ?, run_dir = coalesce(?, run_dir)"
+                f"UPDATE runs SET heartbeat_at = ?, run_dir = coalesce(?, run_dir){metric_set}"
                 " WHERE sweep_id = ? AND id = ? AND state = 'running'",
-                (time.time(), run_dir, sweep_id, run_id),
+                (time.time(), run_dir, *metric, sweep_id, run_id),
             )
-            if progress is not None:
-                self._record_metric(cursor, sweep_id, run_id, progress)
+            if progress is not None and cursor.rowcount == 1:
+                self._keep_points(cursor, sweep_id, run_id, progress)
 
         self._transact(work)
 
-    def _record_metric(
-        self,
-        cursor: Cursor,
-        sweep_id: str,
-        run_id: str,
-        progress: MetricProgress,
-        *,
-        keep_points: bool | None = None,
+    def _keep_points(
+        self, cursor: Cursor, sweep_id: str, run_id: str, progress: MetricProgress
     ) -> None:
-        cursor.execute(
-            "UPDATE runs SET metric_count = ?, metric_min = ?, metric_max = ?, metric_last = ?,"
-            " metric_value = ? WHERE sweep_id = ? AND id = ?",
-            (
-                progress.count, progress.minimum, progress.maximum, progress.last,
-                progress.value, sweep_id, run_id,
-            ),
-        )  # fmt: skip
-        if keep_points is None:
-            keep_points = self._keeps_points(cursor, sweep_id)
+        """Store the run's new metric points, for a sweep that stops runs early (hyperband)."""
+        keep_points = "early_terminate" in (self._config(cursor, sweep_id) or {})
         first = progress.count - len(progress.new_points)  # the index of the first new point
         if keep_points and first < base.KEEP_POINTS:
             # Upserted: a beat sent again on a new connection writes the same points again.
@@ -472,12 +466,15 @@ class SQLStore(Store):
                 ],
             )
 
-    def _keeps_points(self, cursor: Cursor, sweep_id: str) -> bool:
-        """Whether the sweep stops runs early (hyperband), and so needs their points."""
-        if sweep_id not in self._keeps:
+    def _config(self, cursor: Cursor, sweep_id: str) -> dict[str, Any] | None:
+        """The sweep's config, read once per store (it never changes); None: no such sweep."""
+        if sweep_id not in self._configs:
             cursor.execute("SELECT config FROM sweeps WHERE id = ?", (sweep_id,))
-            self._keeps[sweep_id] = "early_terminate" in json.loads(cursor.fetchone()[0])
-        return self._keeps[sweep_id]
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            self._configs[sweep_id] = json.loads(row[0])
+        return self._configs[sweep_id]
 
     def finish_run(
         self,
@@ -494,14 +491,15 @@ class SQLStore(Store):
         check_move(RunState.RUNNING, state)  # a terminal state; the WHERE below checks the rest
         state = RunState(state).value
         ended_at = time.time()
+        metric_set, metric = _metric_columns(progress)
 
         def work(cursor: Cursor) -> bool:
             cursor.execute(
                 "UPDATE runs SET state = ?, summary = ?, run_dir = coalesce(?, run_dir),"
-                " error = ?, ended_at = ?, heartbeat_at = ?"
+                f" error = ?, ended_at = ?, heartbeat_at = ?{metric_set}"
                 " WHERE sweep_id = ? AND id = ? AND state = 'running' AND heartbeat_at < ?",
                 (
-                    state, json.dumps(summary), run_dir, error, ended_at, ended_at,
+                    state, json.dumps(summary), run_dir, error, ended_at, ended_at, *metric,
                     sweep_id, run_id, float("inf") if stale_before is None else stale_before,
                 ),
             )  # fmt: skip
@@ -511,7 +509,7 @@ class SQLStore(Store):
                                (sweep_id, run_id))  # fmt: skip
                 return tuple(cursor.fetchone() or ()) == (state, ended_at)
             if progress is not None:
-                self._record_metric(cursor, sweep_id, run_id, progress)
+                self._keep_points(cursor, sweep_id, run_id, progress)
             return True
 
         return self._transact(work)
@@ -530,6 +528,20 @@ class SQLStore(Store):
                 )
 
         self._transact(work)
+
+
+# What a run's row keeps of its metric (what the scheduler reads), and the values for it.
+METRIC_SET = "metric_count = ?, metric_min = ?, metric_max = ?, metric_last = ?, metric_value = ?"
+
+
+def metric_values(progress: MetricProgress) -> tuple[Any, ...]:
+    return (progress.count, progress.minimum, progress.maximum, progress.last, progress.value)
+
+
+def _metric_columns(progress: MetricProgress | None) -> tuple[str, tuple[Any, ...]]:
+    """The metric's part of a beat's or an end's SET clause, and its values: written by the
+    same UPDATE, one round trip and not two (on a networked store each is paid for)."""
+    return ("", ()) if progress is None else (f", {METRIC_SET}", metric_values(progress))
 
 
 def _statements(script: str) -> list[str]:

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from sweepkit.backends.store.base import StoreError
 from sweepkit.backends.store.netfs import refuse_network_filesystem
-from sweepkit.backends.store.sql import Cursor, SQLStore
+from sweepkit.backends.store.sql import METRIC_SET, Cursor, SQLStore, metric_values
 from sweepkit.follow import RunMetrics
 from sweepkit.log import note
 
@@ -155,7 +155,6 @@ class SQLiteStore(SQLStore):
             metric = json.loads(config).get("metric") or {}
             if "name" not in metric:
                 continue
-            keeps = "early_terminate" in json.loads(config)
             rows = cursor.execute(
                 "SELECT id, history, summary FROM runs WHERE sweep_id = ?", (sweep_id,)
             ).fetchall()
@@ -163,4 +162,8 @@ class SQLiteStore(SQLStore):
                 tracked = RunMetrics(metric["name"], metric.get("goal", "minimize"))
                 points = [row.get(metric["name"]) for row in json.loads(history)]
                 progress = tracked.replay(points, json.loads(summary))
-                self._record_metric(cursor, sweep_id, run_id, progress, keep_points=keeps)
+                cursor.execute(
+                    f"UPDATE runs SET {METRIC_SET} WHERE sweep_id = ? AND id = ?",
+                    (*metric_values(progress), sweep_id, run_id),
+                )
+                self._keep_points(cursor, sweep_id, run_id, progress)
