@@ -11,6 +11,7 @@ suggestion, and whether a sweep with nothing left is finished.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections import Counter
@@ -220,28 +221,36 @@ def engine_runs(
     logged.
     """
     metric = (config.get("metric") or {}).get("name")
-    names = engine.parameter_names(config)
-    handed = []
-    for run in runs:
-        kept = (points or {}).get(run.id, [])
-        tail = (
-            [v for v in (run.metric_min, run.metric_max, run.metric_last) if v is not None]
-            if run.metric_count > len(kept)
-            else []
-        )
-        handed.append(
-            engine.sweep_run(
-                run.id,
-                state=ENGINE_STATE[RunState(run.state)],
-                config=run.config,
-                history=[{metric: v} for v in (*kept, *tail)] if metric else [],
-                summary={metric: run.metric_value}
-                if metric and run.metric_value is not None
-                else {},
-                parameter_names=names,
-            )
-        )
-    return handed
+    names = tuple(engine.parameter_names(config))
+    if points is None:  # a claim: grid and bayes hand the engine every run, each time
+        return [_engine_run_cached(run, metric, names) for run in runs]
+    # Hyperband writes its verdict into the records it is handed: fresh ones, never shared.
+    return [_engine_run(run, metric, names, points.get(run.id, ())) for run in runs]
+
+
+def _engine_run(
+    run: ScheduledRun, metric: str | None, names: tuple[str, ...], kept: Sequence[float] = ()
+) -> engine.SweepRun:
+    tail = (
+        [v for v in (run.metric_min, run.metric_max, run.metric_last) if v is not None]
+        if run.metric_count > len(kept)
+        else []
+    )
+    return engine.sweep_run(
+        run.id,
+        state=ENGINE_STATE[RunState(run.state)],
+        config=run.config,
+        history=[{metric: v} for v in (*kept, *tail)] if metric else [],
+        summary={metric: run.metric_value} if metric and run.metric_value is not None else {},
+        parameter_names=list(names),
+    )
+
+
+# Parsing a run's config and building its record (pydantic) cost as much as the engine's
+# grid search itself: 15 of 30 ms per grid claim at 1,000 runs, while the sweep is held. A
+# run that changed (a beat, its end) is another ScheduledRun, so another entry; the engine
+# only reads the records of a claim. 20,000 records (3.4 KB each): about 70 MB at most.
+_engine_run_cached = functools.lru_cache(maxsize=20_000)(_engine_run)
 
 
 def _plain(value: Any) -> Any:

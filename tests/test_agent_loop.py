@@ -144,6 +144,18 @@ def signal_self(signum: int) -> Callable[[Store], None]:
     return lambda _store: os.kill(os.getpid(), signum)
 
 
+def test_the_agent_holds_sigint_sigterm_and_sighup_only_while_it_runs():
+    """Before any test here signals this process: without the agent's handlers, SIGTERM would
+    end the test run itself rather than fail one test."""
+    names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = [signal.getsignal(signum) for signum in names]
+    with agent._Interrupts("") as interrupts:
+        assert [signal.getsignal(signum) for signum in names] == [
+            interrupts._on_sigint, interrupts._on_sigterm, interrupts._on_sigterm
+        ]  # fmt: skip
+    assert [signal.getsignal(signum) for signum in names] == before  # a library caller's own
+
+
 # --- runs and their ends -----------------------------------------------------------------------
 
 
@@ -1063,3 +1075,116 @@ def test_a_run_the_reaper_ended_first_keeps_that_end_and_the_agent_says_so(
     (run,) = store.runs(sweep_id)
     err = capsys.readouterr().err
     assert f"run {run.id} was reaped meanwhile (no heartbeat): its first end stands\n" in err
+
+
+def test_retry_failed_runs_again_the_points_that_failed_before_the_agent_started(sweep):
+    store, make = sweep
+    sweep_id = make(values(code=["ok", "ok-2"]))
+    failed = store.claim_run(sweep_id)
+    store.finish_run(
+        sweep_id, failed.id, state="failed", progress=None, summary={}, run_dir=None,
+        error="exit code 3",
+    )  # fmt: skip
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(retry_failed=True))
+    assert (result.performed, result.exit_code) == (2, 0)
+    runs = sorted(store.runs(sweep_id), key=lambda r: r.created_at)
+    assert [(r.state, r.retry_of, r.config) for r in runs] == [
+        ("failed", None, failed.config),
+        ("finished", failed.id, failed.config),  # first: what failed before this agent
+        ("finished", None, {"code": {"value": "ok-2"}}),
+    ]
+    assert result.interrupted is False and result.preempted is False  # bools, not just falsy
+
+
+def test_without_retry_failed_a_failed_point_stays_failed(sweep):
+    store, make = sweep
+    sweep_id = make(values(code=["ok", "ok-2"]))
+    failed = store.claim_run(sweep_id)
+    store.finish_run(
+        sweep_id, failed.id, state="failed", progress=None, summary={}, run_dir=None
+    )  # fmt: skip
+    assert agent.run_agent(store, sweep_id).performed == 1
+    assert [r.retry_of for r in store.runs(sweep_id)] == [None, None]
+
+
+def test_a_run_logs_under_the_agents_wandb_dir_not_its_working_directory(
+    sweep, tmp_path, monkeypatch
+):
+    store, make = sweep
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("WANDB_DIR", str(elsewhere))
+    env_file = tmp_path / "env.json"
+    sweep_id = make(values(env=[str(env_file)]))
+    agent.run_agent(store, sweep_id)
+    (run,) = store.runs(sweep_id)
+    assert json.loads(env_file.read_text())["WANDB_DIR"] == str(elsewhere)
+    assert run.wandb_dir == str(elsewhere)  # where the reaper looks for its folder
+
+
+class OffTerminal(agent.LiveLines):
+    def __init__(self) -> None:
+        super().__init__(enabled=False)
+
+
+def test_off_a_terminal_the_agent_never_reads_the_sweep_for_a_live_line(sweep, monkeypatch):
+    store, make = sweep
+    monkeypatch.setattr(agent, "LiveLines", OffTerminal)
+    sweep_id = make(values(code=["0", "ok"]))
+    reads: list[str] = []
+    agent.run_agent(store, sweep_id, count=2, sweep_info=lambda: reads.append("read"))
+    assert reads == []  # each read is a store query, per run and per wait
+
+
+class SessionTrainer:
+    """A callable made in a notebook: an object, with no __qualname__ of its own."""
+
+    def __call__(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<the session's trainer>"
+
+
+def test_an_in_process_callable_without_a_qualname_is_named_by_its_repr(monkeypatch, capsys):
+    trainer = SessionTrainer()
+    monkeypatch.setattr(agent, "place", lambda function: (agent.IN_PROCESS, function))
+    agent.Executor({"method": "grid", "parameters": values(i=[1])}, trainer)
+    assert "sweepkit: runs of <the session's trainer> go in-process" in capsys.readouterr().err
+
+
+def test_crash_grace_is_how_long_the_agent_waits_on_a_silent_run_before_offering_it_again(sweep):
+    store, make = sweep
+    sweep_id = make(values(code=["ok", "ok-2"]))
+    abandoned = store.claim_run(sweep_id)  # its agent died: no beat will come
+    options = AgentOptions(crash_grace_s=0.0)  # no grace: silent now is crashed
+    assert agent.run_agent(store, sweep_id, count=1, options=options).performed == 1
+    runs = {r.id: r for r in store.runs(sweep_id)}
+    assert runs[abandoned.id].state == "crashed"
+    (again,) = [r for r in runs.values() if r.id != abandoned.id]
+    assert (again.retry_of, again.config, again.state) == (
+        abandoned.id,
+        abandoned.config,
+        "finished",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            "Traceback (most recent call last):\n  File 'x'\nValueError: lr < 0\n",
+            "ValueError: lr < 0",
+        ),
+        (None, "unknown error"),
+        ("\n", "unknown error"),
+    ],
+)
+def test_giving_up_names_the_last_line_of_the_last_runs_error(sweep, monkeypatch, error, said):
+    from sweepkit.lifecycle import RunState
+
+    store, make = sweep
+    sweep_id = make(values(code=["1", "2"]))
+    monkeypatch.setattr(agent._Agent, "perform", lambda self, run: (RunState.FAILED, error))
+    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_failures=1))
+    assert result.gave_up == f"1 runs failed in a row; the last: {said}"

@@ -181,6 +181,28 @@ def test_engine_runs_hand_over_the_metric_only_where_there_is_one():
     assert plain.summary_metrics == {} and plain.history == []
 
 
+def test_a_claim_builds_a_runs_engine_record_once_and_hyperband_gets_fresh_ones():
+    config = {**GRID_3, "metric": {"name": "loss"}}
+    first = scheduling.engine_runs(config, [run("a", metric=0.5), run("b", "running")])
+    # The next claim reads the rows anew: a equal to before, b ended since.
+    again = scheduling.engine_runs(config, [run("a", metric=0.5), run("b", metric=0.4)])
+    assert again[0] is first[0]
+    assert again[1] is not first[1] and again[1].summary_metrics == {"loss": 0.4}
+    # Another sweep metric reads the same row otherwise.
+    (other, _) = scheduling.engine_runs(
+        {**GRID_3, "metric": {"name": "acc"}}, [run("a", metric=0.5)] * 2
+    )
+    assert other.summary_metrics == {"acc": 0.5}
+
+    # Hyperband marks the records it stops: never one a claim or another check reads.
+    def stops() -> list:
+        return scheduling.engine_runs(config, [run("a", metric=0.5)], points={"a": [0.9, 0.5]})
+
+    assert stops()[0].history == [{"loss": 0.9}, {"loss": 0.5}]
+    assert stops()[0] is not stops()[0]
+    assert scheduling.engine_runs(config, [run("a", metric=0.5)], points={})[0] is not first[0]
+
+
 def test_engine_runs_name_nested_parameters_as_either_engine_release_looks_for_them():
     nested = {"method": "grid", "parameters": {"opt": {"parameters": {"lr": {"values": [0.1]}}}}}
     config = {"opt": {"value": {"lr": 0.1}}}
