@@ -10,7 +10,8 @@ and once all have, claim more runs between them: as fast as they can, or
 paced (`--paced 32@200`: claims offered at 200 per second between 32 agents,
 as agents that train between their claims), finishing each (with its
 10,000-step metric) before the next claim, as real agents do: 30 claims per
-agent for random search (at least 192), 160 for grid (200 points are left).
+agent, at least 192, or 100 per agent when paced (the grid has 4,400 points,
+3,400 of them left).
 Printed: claims per second (the claims after the first over the wall time
 from the start to the last), the median and p99 latency of one `claim_run`
 after the first, the slowest first claim, and the duplicates found (grid
@@ -22,7 +23,7 @@ pg_ctl on a free loopback port, fsync off; as root it runs as `postgres`), or
 the database at --postgres URL. Target: PostgreSQL >= 200 claims/s with 32
 agents and p99 < 50 ms.
 
-    python bench/store_claims.py                       # everything (about 3 minutes on 2 cores)
+    python bench/store_claims.py                       # everything (about 2 minutes on 2 cores)
     python bench/store_claims.py --agents 32 --methods random
 """
 
@@ -51,11 +52,13 @@ engine.load_methods()
 
 PAST_RUNS = 1_000
 STEPS = 10_000
-# 1,200 grid points: 1,000 already run, the rest left to claim.
+# 10,000 grid points: 1,000 already run, the rest left to claim (3,200 at the paced line):
+# more than a window of points ahead (scheduling.GRID_PREPARED), so agents work out new ones.
+GRID_B = 250
 GRID = {
     "method": "grid",
     "metric": {"name": "loss", "goal": "minimize"},
-    "parameters": {"a": {"values": list(range(40))}, "b": {"values": list(range(30))}},
+    "parameters": {"a": {"values": list(range(40))}, "b": {"values": list(range(GRID_B))}},
 }
 RANDOM = {
     "method": "random",
@@ -68,6 +71,11 @@ RANDOM = {
 # What a run that logged 10,000 steps hands the store when it ends (no new points: kept none).
 CURVE = [1.0 / (i + 1) for i in range(STEPS)]
 PROGRESS = RunMetrics("loss").replay(CURVE, {"loss": CURVE[-1]})
+
+
+def grid_point(i: int) -> dict:
+    """The grid's i-th point in the engine's order (the last parameter varies fastest)."""
+    return {"a": {"value": i // GRID_B}, "b": {"value": i % GRID_B}}
 
 
 def fill(location: str, config: dict) -> str:
@@ -86,18 +94,18 @@ def fill(location: str, config: dict) -> str:
     rows = []
     for i in range(PAST_RUNS):
         if config["method"] == "grid":
-            point = {"a": {"value": i // 30}, "b": {"value": i % 30}}
+            point = grid_point(i)
         else:
             point = {"a": {"value": rng.uniform(0, 40)}, "b": {"value": rng.uniform(0, 30)}}
         rows.append(
-            (sweep_id, f"past{i:04d}", json.dumps(point), now + i * 1e-3, now, now,
+            (sweep_id, f"past{i:04d}", i + 1, json.dumps(point), now + i * 1e-3, now, now,
              PROGRESS.count, PROGRESS.minimum, PROGRESS.maximum, PROGRESS.last, PROGRESS.value)
         )  # fmt: skip
     store._transact(  # the benchmark's shortcut past the store's API: a prefilled history
         lambda cursor: cursor.executemany(
-            "INSERT INTO runs (sweep_id, id, state, config, created_at, heartbeat_at, ended_at,"
-            " metric_count, metric_min, metric_max, metric_last, metric_value)"
-            " VALUES (?, ?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (sweep_id, id, seq, state, config, created_at, heartbeat_at,"
+            " ended_at, metric_count, metric_min, metric_max, metric_last, metric_value)"
+            " VALUES (?, ?, ?, 'finished', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
     )
@@ -106,12 +114,14 @@ def fill(location: str, config: dict) -> str:
 
 
 def claim_and_finish(store, sweep_id: str) -> tuple[float, tuple[str, str] | None]:
-    """One claim's latency, and what it handed out (run id, config), finished as a run would."""
+    """One claim's latency, and what it handed out (run id, config), finished as a run would
+    (its agent prepares the next claim while the run trains, as sweepkit's agent does)."""
     begin = time.perf_counter()
     run = store.claim_run(sweep_id)
     latency = time.perf_counter() - begin
     if run is None:
         return latency, None
+    store.prepare_claim(sweep_id)
     store.finish_run(
         sweep_id, run.id, state="finished", progress=PROGRESS,
         summary={"loss": PROGRESS.value}, run_dir=None,
@@ -179,8 +189,7 @@ def measure(location: str, config: dict, agents: int, claims: int, rate: float) 
         len(points) - len(set(points)) if config["method"] == "grid" else 0
     )
     if config["method"] == "grid":  # nor a point already run before
-        past = {json.dumps({"a": {"value": i // 30}, "b": {"value": i % 30}}, sort_keys=True)
-                for i in range(PAST_RUNS)}  # fmt: skip
+        past = {json.dumps(grid_point(i), sort_keys=True) for i in range(PAST_RUNS)}
         duplicates += len(past & set(points))
     return {
         "claims": len(latencies),
@@ -200,13 +209,13 @@ def main() -> None:
     parser.add_argument(
         "--claims",
         type=int,
-        help="claims per measurement after each agent's first (random: 30 per agent, >= 192;"
-        " grid: 160)",
+        help="claims per measurement after each agent's first (30 per agent, at least 192;"
+        " paced: 100 per agent)",
     )
     parser.add_argument(
         "--paced",
         default="32@200",
-        help="AGENTS@RATE lines after the others: random search, claims offered at RATE per"
+        help="AGENTS@RATE lines after the others, for each method: claims offered at RATE per"
         " second between AGENTS agents, as agents that train between claims (32@200; '' none)",
     )
     parser.add_argument(
@@ -222,7 +231,7 @@ def main() -> None:
     ]
     for paced in filter(None, args.paced.split(",")):
         agents, rate = paced.split("@")
-        lines.append(("random", int(agents), float(rate)))
+        lines += [(method, int(agents), float(rate)) for method in args.methods.split(",")]
 
     server = None
     if "postgres" in kinds and not args.postgres:
@@ -243,7 +252,9 @@ def main() -> None:
     try:
         for method, agents, rate in lines:
             config = GRID if method == "grid" else RANDOM
-            claims = args.claims or (max(192, 30 * agents) if method == "random" else 160)
+            # Paced: 100 claims an agent, long enough for grid agents to work their windows
+            # of points out again several times (every ~30 claims at 32 agents).
+            claims = args.claims or (100 * agents if rate else max(192, 30 * agents))
             for kind in kinds:
                 with tempfile.TemporaryDirectory() as tmp:
                     if kind == "sqlite":

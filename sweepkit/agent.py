@@ -649,6 +649,7 @@ class _Agent:
             self.screen, (process.pid, token),
         )  # fmt: skip
         try:
+            self.store.prepare_claim(sweep_id)  # while the run trains, not while the sweep is held
             state, error = watch.wait(process)
             follower.finish()
         finally:  # also on a store failure: nothing the run started outlives it

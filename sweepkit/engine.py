@@ -43,6 +43,7 @@ __all__ = [
     "caveat",
     "engine_violations",
     "next_run",
+    "next_runs",
     "schema_errors",
     "stop_runs",
     "sweep_run",
@@ -205,6 +206,15 @@ def next_run(config: Mapping[str, Any], runs: list[sweeps.SweepRun]) -> sweeps.S
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return sweeps.next_run(dict(config), runs)
+
+
+def next_runs(
+    config: Mapping[str, Any], runs: list[sweeps.SweepRun], n: int
+) -> list[sweeps.SweepRun]:
+    """The engine's next `n` suggestions in its order, fewer where it has no more (grid's end)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [run for run in sweeps.next_runs(dict(config), runs, n=n) if run is not None]
 
 
 def stop_runs(config: Mapping[str, Any], runs: list[sweeps.SweepRun]) -> list[sweeps.SweepRun]:

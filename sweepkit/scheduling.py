@@ -98,6 +98,77 @@ def draw_ahead(config: dict[str, Any]) -> engine.SweepRun | None:
     return None if reads_past_runs(config) else engine.next_run(config, [])
 
 
+# Grid points a claim works out when it has no window or one nearly used up (GRID_REFILL):
+# the engine's grid search reads every past run (about 10 ms at 1,000 runs), and then costs
+# about 30 us a point.
+GRID_AHEAD = 256
+GRID_REFILL = 64  # fewer left: between two claims of one agent, every other agent may claim
+# Grid points worked out while a run trains (Store.prepare_claim), once a window has fewer than
+# a threshold drawn for each agent between GRID_PREPARE_BELOW and half a window: 32 agents
+# claiming in turn use up such a window in 30 to 60 claims each, and, having started
+# together, do not all work out their next one at once (about 0.15 s of CPU each at 3,000
+# runs).
+GRID_PREPARED = 2048
+GRID_PREPARE_BELOW = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class GridAhead:
+    """The engine's next grid points past a sweep's first `seen` runs, worked out before a
+    claim holds the sweep.
+
+    The engine's grid search reads every past run (about 10 ms at 1,000 runs,
+    more as the sweep grows); done while the sweep is held, every other agent
+    of the sweep waits it out. The engine hands out the first point, in its
+    order, that no run has. So once more runs were claimed, its answer is the
+    first of these points that none of them took, provided each of them took
+    one of these points or repeats an older run's (a retry). A run that did
+    neither (an agent with another engine release, a point from elsewhere, the
+    same point written another way) makes `past` say it cannot tell, and the
+    claim asks the engine with every run: the engine stays the only judge of
+    what is next.
+    """
+
+    seen: int  # the sweep's runs the points were worked out past (its first `seen` in claim order)
+    # In the engine's order, each as the store writes a run's config (`point_json`): a run took
+    # a point if its config_json is that text, with no parsing.
+    points: tuple[str, ...]
+    last: bool  # the grid has no points past these
+
+    def past(self, since: Sequence[ScheduledRun]) -> GridAhead | None:
+        """This window once the runs claimed after its `seen` (`since`, all of them) have
+        taken their points; None where it cannot say what the engine would: a run took a
+        point it does not hold, or it has no point left short of the grid's end."""
+        held = set(self.points)
+        taken = set()
+        for run in since:
+            if run.config_json in held:
+                taken.add(run.config_json)
+            elif run.retry_of is None:
+                return None
+        left = tuple(point for point in self.points if point not in taken)
+        if not left and not self.last:
+            return None
+        return GridAhead(self.seen + len(since), left, self.last)
+
+    def needs_refill(self, below: int) -> bool:
+        """Whether to work the window out again: fewer than `below` points left short of the
+        grid's end."""
+        return not self.last and len(self.points) < below
+
+
+def grid_ahead(config: dict[str, Any], runs: Sequence[ScheduledRun], n: int) -> GridAhead:
+    """The engine's next `n` points of a grid sweep past `runs` (every run it has)."""
+    suggested = engine.next_runs(config, engine_runs(config, runs), n)
+    points = tuple(point_json(run.config) for run in suggested)
+    return GridAhead(seen=len(runs), points=points, last=len(points) < n)
+
+
+def point_json(config: dict[str, Any]) -> str:
+    """A run's config as the store writes it: JSON in the engine's key order, plain values."""
+    return json.dumps(config, default=_tolist)
+
+
 def choose(
     sweep: StoredSweep,
     runs: SweepRuns,
@@ -105,6 +176,7 @@ def choose(
     max_retries: int,
     retry_ended_before: float | None = None,
     drawn: engine.SweepRun | None = None,
+    ahead: GridAhead | None = None,
 ) -> Choice:
     """The sweep's next run.
 
@@ -113,7 +185,9 @@ def choose(
     and with `retry_ended_before`, a run's that failed or crashed for good
     before then. Otherwise, unless `run_cap` or `metric.target` is reached,
     the engine's suggestion (random search without the past runs: it draws
-    independently of them; `drawn` is that draw made ahead, `draw_ahead`).
+    independently of them; `drawn` is that draw made ahead, `draw_ahead`; grid
+    the first point of `ahead`, when the store has taken out of it the runs
+    claimed since it was worked out, `GridAhead.past`).
 
     >>> sweep = StoredSweep("local-x", None, None, None,
     ...     {"method": "grid", "parameters": {"a": {"values": [1]}}}, "running", 0.0)
@@ -126,7 +200,10 @@ def choose(
     config = sweep.config
     suggestion = None
     if not sweep_is_done(config, runs):
-        if reads_past_runs(config):
+        if ahead is not None:
+            if ahead.points:
+                return Choice(config=json.loads(ahead.points[0]))
+        elif reads_past_runs(config):
             suggestion = engine.next_run(config, engine_runs(config, runs.every or []))
         else:
             suggestion = drawn if drawn is not None else engine.next_run(config, [])
@@ -255,6 +332,8 @@ _engine_run_cached = functools.lru_cache(maxsize=20_000)(_engine_run)
 
 def _plain(value: Any) -> Any:
     """Deep copy with numpy scalars and arrays turned into Python numbers and lists."""
-    return json.loads(
-        json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-    )
+    return json.loads(json.dumps(value, default=_tolist))
+
+
+def _tolist(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else str(value)

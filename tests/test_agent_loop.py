@@ -190,6 +190,21 @@ def test_an_agent_runs_the_sweep_to_its_end_without_a_count(sweep):
     assert store.sweep_state(sweep_id) == "finished" and result.unfinished == {}
 
 
+def test_the_agent_prepares_its_next_claim_while_each_run_goes(sweep, monkeypatch):
+    # The grid's next points are worked out while a run trains, not in the claim that holds
+    # the sweep (Store.prepare_claim): once a run, after it started and before its end.
+    store, make = sweep
+    sweep_id = make(values(i=[1, 2]))
+    seen: list[tuple[str, list[str]]] = []
+
+    def prepare_claim(prepared_id: str) -> None:
+        seen.append((prepared_id, [r.state for r in store.runs(sweep_id)]))
+
+    monkeypatch.setattr(store, "prepare_claim", prepare_claim)
+    agent.run_agent(store, sweep_id)
+    assert seen == [(sweep_id, ["running"]), (sweep_id, ["finished", "running"])]
+
+
 def test_max_failures_in_a_row_makes_the_agent_give_up_naming_the_last_error(sweep):
     store, make = sweep
     sweep_id = make(values(code=["1", "2", "5", "6"]))

@@ -233,3 +233,79 @@ def test_sweep_runs_of_a_list_counts_points_tries_and_the_metric_extremes():
     assert SweepRuns.of(runs).every == runs
     empty = SweepRuns.of([])
     assert (empty.tries, empty.points, empty.metric_min, empty.metric_max) == (0, 0, None, None)
+
+
+GRID_12 = {
+    "method": "grid",
+    "parameters": {"a": {"values": [1e-3, 0.5, 3e6, 4]}, "b": {"values": ["x", {"k": 1}, None]}},
+}
+
+
+def grid_run(run_id: str, config: dict, retry_of: str | None = None) -> ScheduledRun:
+    return ScheduledRun(run_id, "finished", json.dumps(config), 1, retry_of, 1.0, 0, *[None] * 4)
+
+
+@pytest.mark.parametrize(("ahead", "refill"), [(3, 1), (256, 64)])
+def test_a_grid_window_less_the_runs_claimed_since_is_the_engines_next_point(ahead, refill):
+    # Agents that worked their windows out at different times, claiming in turn (retries
+    # among them), are handed exactly what the engine would hand out with every run.
+    import random
+
+    from sweepkit import engine
+
+    rng = random.Random(7)
+    runs: list[ScheduledRun] = []
+    windows = [None] * 4
+    while True:
+        agent = rng.randrange(4)
+        window = windows[agent]
+        if window is not None:
+            window = window.past(runs[window.seen :])
+        if window is None or window.needs_refill(refill) or rng.random() < 0.2:
+            window = scheduling.grid_ahead(GRID_12, runs, ahead)
+        windows[agent] = window
+        expected = engine.next_run(GRID_12, scheduling.engine_runs(GRID_12, runs))
+        choice = choose(sweep(GRID_12), SweepRuns.of(runs), max_retries=0, ahead=window)
+        if expected is None:
+            assert choice.config is None and choice.finished
+            break
+        assert choice.config == scheduling._plain(expected.config)
+        assert list(choice.config) == ["a", "b"]  # the engine's order, not sorted
+        assert scheduling.point_json(choice.config) == json.dumps(choice.config)
+        runs.append(grid_run(f"r{len(runs)}", choice.config))
+        if rng.random() < 0.3:  # a point run again: it takes no new point
+            runs.append(grid_run(f"r{len(runs)}", runs[rng.randrange(len(runs))].config, "x"))
+    assert len({r.config_json for r in runs}) == 12
+
+
+def test_a_grid_window_cannot_tell_past_a_point_it_does_not_hold():
+    window = scheduling.grid_ahead(GRID_12, [], 20)
+    assert (window.seen, len(window.points), window.last) == (0, 12, True)
+    first, second = (json.loads(point) for point in window.points[:2])
+    after = window.past([grid_run("r1", first)])
+    assert json.loads(after.points[0]) == second and after.seen == 1
+    # The same point written another way (keys in another order): the engine decides.
+    assert window.past([grid_run("r1", {"b": first["b"], "a": first["a"]})]) is None
+    # A run again repeats a point already taken: nothing new, and nothing it cannot tell.
+    assert window.past([grid_run("r1", first), grid_run("r2", first, "r1")]).seen == 2
+    # A point from elsewhere (another engine's, a value not in the grid): the engine decides.
+    assert window.past([grid_run("r1", {"a": {"value": 9}, "b": {"value": 5}})]) is None
+    assert window.past([grid_run("r1", {**first, "c": {"value": 1}})]) is None
+    # All its points taken before the grid's end: it cannot say what comes next.
+    short = scheduling.GridAhead(0, window.points[:2], last=False)
+    assert short.past([grid_run("r1", first), grid_run("r2", second)]) is None
+    assert short.needs_refill(3) and not short.needs_refill(2)
+    done = scheduling.GridAhead(0, window.points[:1], last=True).past([grid_run("r1", first)])
+    assert done.points == () and not done.needs_refill(3)
+    assert choose(sweep(GRID_12), SweepRuns.of([]), max_retries=0, ahead=done).finished
+
+
+def test_a_grid_window_of_a_large_grid_holds_n_points_and_more_past_them():
+    config = {"method": "grid", "parameters": {"a": {"values": list(range(300))}}}
+    window = scheduling.grid_ahead(config, [], 256)
+    assert len(window.points) == 256 and not window.last
+    assert window.needs_refill(257) and not window.needs_refill(256)
+    runs = [grid_run(f"r{i}", json.loads(p)) for i, p in enumerate(window.points)]
+    rest = scheduling.grid_ahead(config, runs, 256)
+    assert (rest.seen, len(rest.points), rest.last) == (256, 44, True)
+    assert json.loads(rest.points[0]) == {"a": {"value": 256}}

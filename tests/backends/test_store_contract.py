@@ -9,6 +9,7 @@ the server is not installed.
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 import random
 import re
@@ -467,6 +468,37 @@ def test_a_store_at_schema_1_gets_the_later_migrations(store_location, monkeypat
     assert versions == (sql.SCHEMA_VERSION,) and store.sweep(sweep_id).config == GRID_12
 
 
+def test_a_store_from_before_runs_were_numbered_numbers_them_in_claim_order(store_location):
+    # Migration 3 numbers every run of each sweep by (created_at, id), the order claims read.
+    store = open_store(store_location)
+    a, b = store.create_sweep(GRID_12), store.create_sweep(GRID_12)
+    claimed = [store.claim_run(sweep_id).id for sweep_id in (a, b, a, a)]
+
+    def unnumber(cursor):
+        cursor.execute("DROP INDEX runs_by_sweep_seq")
+        cursor.execute("ALTER TABLE runs DROP COLUMN seq")
+        cursor.execute("DROP TABLE grid_windows")
+        # The first two of sweep a at the same instant: the id breaks the tie.
+        cursor.execute("UPDATE runs SET created_at = 5.0 WHERE id IN (?, ?)", claimed[2:4])
+        cursor.execute("UPDATE runs SET created_at = 9.0 WHERE id = ?", (claimed[0],))
+        cursor.execute("DELETE FROM sweepkit_schema WHERE version = 3")
+
+    store._transact(unnumber)
+    store.close()
+    store = open_store(store_location)
+    numbered = store._transact(
+        lambda c: c.execute("SELECT sweep_id, id, seq FROM runs ORDER BY sweep_id, seq").fetchall()
+    )
+    in_order = [*sorted(claimed[2:4]), claimed[0]]
+    assert sorted(tuple(row) for row in numbered) == sorted(
+        [(a, run_id, i) for i, run_id in enumerate(in_order, 1)] + [(b, claimed[1], 1)]
+    )
+    fourth = store.claim_run(a)  # numbered on from there, no point handed out twice
+    assert fourth.display_name.endswith("-4")
+    points = [r.config_json for r in store.runs(a)]
+    assert len(set(points)) == 4
+
+
 @pytest.mark.parametrize("method", ["grid", "random"])
 def test_a_claim_reads_the_same_facts_as_scheduling_computes_from_every_run(store_location, method):
     # The store's SQL (counts, extremes, only the unsettled runs for random search) must agree
@@ -512,28 +544,229 @@ def _in_transaction(store: Store) -> bool:
 
 
 @pytest.mark.parametrize("method", ["random", "grid"])
-def test_random_search_draws_before_the_claim_holds_the_sweep_and_grid_inside(
+def test_random_search_draws_and_grid_works_its_points_out_before_the_claim_holds_the_sweep(
     store_location, monkeypatch, method
 ):
     # Every other agent of the sweep waits while a claim holds it: random search reads no runs,
-    # so its draw (~1.5 ms of the engine validating parameters) is made before; a grid point
-    # depends on the points handed out, so it is chosen holding the sweep.
+    # so its draw (~1.5 ms of the engine validating parameters) is made before; grid's next
+    # points (~10 ms at 1,000 runs) too, checked inside against the runs claimed since.
     from sweepkit import engine
 
     store = open_store(store_location)
+    other = open_store(store_location)  # another agent, that claims in between
     sweep_id = store.create_sweep({"method": method, "parameters": {"x": {"values": [1, 2, 3]}}})
     store.claim_run(sweep_id)  # the sweep's config read and cached: one read before
-    asked, real = [], engine.next_run
+    other.claim_run(sweep_id)
+    asked, real = [], {"next_run": engine.next_run, "next_runs": engine.next_runs}
 
-    def spy(config, runs):
-        suggestion = real(config, runs)
-        asked.append((_in_transaction(store), suggestion.config))
-        return suggestion
+    def spy(name):
+        def ask(config, runs, *n):
+            suggested = real[name](config, runs, *n)
+            asked.append((_in_transaction(store), suggested))
+            return suggested
 
-    monkeypatch.setattr(engine, "next_run", spy)
+        return ask
+
+    for name in real:
+        monkeypatch.setattr(engine, name, spy(name))
     run = store.claim_run(sweep_id)
-    assert [held for held, _ in asked] == [method == "grid"]
-    assert run.config == asked[0][1]  # the draw is what was claimed, not a second one
+    assert [held for held, _ in asked] == ([False] if method == "random" else [])
+    if method == "random":
+        assert run.config == asked[0][1].config  # the draw is what was claimed, not a second one
+    else:  # its window, less the point the other agent took
+        assert run.config == {"x": {"value": 3}}
+        assert store.claim_run(sweep_id) is None
+
+
+def test_a_grid_claim_asks_the_engine_with_every_run_where_its_window_cannot_tell(
+    store_location, monkeypatch
+):
+    # A run that took a point the window does not hold (another engine release's, a point from
+    # elsewhere) leaves the window unable to say what is next: the engine decides, holding the
+    # sweep, and nothing is handed out twice.
+    from sweepkit import engine, scheduling
+
+    store = open_store(store_location)
+    sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2, 3, 4]}}})
+    assert store.claim_run(sweep_id).config == {"x": {"value": 1}}
+    other = open_store(store_location)  # an agent whose engine hands out x=9 next
+    other._configs[sweep_id] = store._configs[sweep_id]
+    nine = {"x": {"value": 9}}
+    other._grid_windows[sweep_id] = scheduling.GridAhead(1, (json.dumps(nine),), last=False)
+    monkeypatch.setattr(scheduling.GridAhead, "needs_refill", lambda self, below: False)
+    worked_out, held, real = store._grid_window, [], engine.next_run
+
+    def then_the_other_claims(*args):  # between this claim's window and its transaction
+        window = worked_out(*args)
+        if not held:
+            assert other.claim_run(sweep_id).config == nine
+        return window
+
+    def ask(config, runs):
+        held.append(_in_transaction(store))
+        return real(config, runs)
+
+    monkeypatch.setattr(store, "_grid_window", then_the_other_claims)
+    monkeypatch.setattr(engine, "next_run", ask)
+    claimed = [store.claim_run(sweep_id) for _ in range(4)]
+    assert held == [True]  # once, with every run; then a window again
+    assert [c and c.config["x"]["value"] for c in claimed] == [2, 3, 4, None]
+
+
+def _engine_calls(monkeypatch) -> list[str]:
+    """The engine's suggestions asked for from here on: "next_run" or "next_runs N"."""
+    from sweepkit import engine
+
+    calls, next_run, next_runs = [], engine.next_run, engine.next_runs
+
+    def one(config, runs):
+        calls.append("next_run")
+        return next_run(config, runs)
+
+    def many(config, runs, n):
+        calls.append(f"next_runs {n}")
+        return next_runs(config, runs, n)
+
+    monkeypatch.setattr(engine, "next_run", one)
+    monkeypatch.setattr(engine, "next_runs", many)
+    return calls
+
+
+def test_a_claim_prepared_while_a_run_trains_asks_the_engine_nothing(store_location, monkeypatch):
+    # prepare_claim works out a long window (GRID_PREPARED) while the run trains; the claims
+    # after it take their points from it, handing out what the engine would, in its order.
+    from sweepkit import engine, scheduling
+
+    in_order = [_plain(run.config) for run in engine.next_runs(GRID_12, [], 12)]
+    store = open_store(store_location)
+    store._prepare_below = 3
+    monkeypatch.setattr(scheduling, "GRID_PREPARED", 6)
+    monkeypatch.setattr(scheduling, "GRID_REFILL", 1)  # claims draw on the window to its end
+    sweep_id = store.create_sweep(GRID_12)
+    calls = _engine_calls(monkeypatch)
+    store.prepare_claim(sweep_id)
+    assert calls == ["next_runs 6"]
+    got = [_plain(store.claim_run(sweep_id).config) for _ in range(3)]
+    store.prepare_claim(sweep_id)  # 3 left: not below 3, nothing to do
+    assert calls == ["next_runs 6"]
+    got.append(_plain(store.claim_run(sweep_id).config))
+    store.prepare_claim(sweep_id)  # 2 left: the next 6 of the 8 left, from every run
+    assert calls == ["next_runs 6", "next_runs 6"]
+    got += drain(store, sweep_id)  # the claim that finds it used up works its own out
+    assert calls == ["next_runs 6", "next_runs 6", f"next_runs {scheduling.GRID_AHEAD}"]
+    assert got == in_order
+
+
+def _plain(config: dict) -> dict:
+    return {name: v["value"] for name, v in config.items()}
+
+
+def test_random_and_bayes_sweeps_have_nothing_to_prepare(store_location, monkeypatch):
+    store = open_store(store_location)
+    sweep_ids = [
+        store.create_sweep(
+            {"method": m, "metric": {"name": "loss"}, "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+        )
+        for m in ("random", "bayes")
+    ]
+    calls = _engine_calls(monkeypatch)
+    for sweep_id in sweep_ids:
+        store.prepare_claim(sweep_id)
+    store.prepare_claim("local-unknown")
+    assert calls == [] and store._grid_windows == {}
+
+
+def test_an_agent_starts_from_the_window_another_agent_worked_out(store_location, monkeypatch):
+    # The engine's grid search over every run is done once for the sweep, not once per agent:
+    # the newest window is kept in the store, and an agent whose own is missing or shorter
+    # starts from it, less the runs claimed since.
+    from sweepkit import scheduling
+
+    first, second = open_store(store_location), open_store(store_location)
+    first._prepare_below = second._prepare_below = 4
+    monkeypatch.setattr(scheduling, "GRID_PREPARED", 8)
+    monkeypatch.setattr(scheduling, "GRID_REFILL", 1)  # claims draw on the window to its end
+    sweep_id = first.create_sweep(GRID_12)
+    calls = _engine_calls(monkeypatch)
+    first.prepare_claim(sweep_id)
+    assert calls == ["next_runs 8"]
+    got = [_plain(first.claim_run(sweep_id).config) for _ in range(2)]
+    got += [_plain(second.claim_run(sweep_id).config) for _ in range(2)]  # first's window
+    second.prepare_claim(sweep_id)  # 4 left in it: nothing to do
+    assert calls == ["next_runs 8"]
+    got.append(_plain(second.claim_run(sweep_id).config))  # 3 left: below 4
+    second.prepare_claim(sweep_id)  # its own, from every run: the 7 left, kept for the sweep
+    assert calls == ["next_runs 8", "next_runs 8"]
+    first.prepare_claim(sweep_id)  # first's has 3 left, the kept one 7: it takes that one
+    assert calls == ["next_runs 8", "next_runs 8"]
+    assert first._grid_windows[sweep_id] == second._grid_windows[sweep_id]
+    got += drain(first, sweep_id)
+    assert calls == ["next_runs 8", "next_runs 8"]
+    assert len(got) == 12 and len({json.dumps(c) for c in got}) == 12
+
+
+def test_a_kept_window_is_replaced_only_by_a_newer_one(store_location, monkeypatch):
+    # Two agents working windows out at once: the one past more runs stays, whichever of
+    # them finished last.
+    from sweepkit import scheduling
+
+    store, late = open_store(store_location), open_store(store_location)
+    store._prepare_below, late._prepare_below = 3, 10
+    monkeypatch.setattr(scheduling, "GRID_AHEAD", 2)
+    monkeypatch.setattr(scheduling, "GRID_PREPARED", 4)
+    sweep_id = store.create_sweep(GRID_12)
+
+    def kept() -> tuple[int, int]:
+        seen, points = store._transact(
+            lambda c: c.execute(
+                "SELECT seen, points FROM grid_windows WHERE sweep_id = ?", (sweep_id,)
+            ).fetchone(),
+            write=False,
+        )
+        return seen, len(json.loads(points))
+
+    store.claim_run(sweep_id)
+    assert kept() == (0, 2)  # the first claim worked its window out past no runs
+    store.prepare_claim(sweep_id)  # 1 left of its own and of the kept one: a new one
+    assert kept() == (1, 4)
+    stale = scheduling.GridAhead(0, ("{}",) * 4, last=False)  # worked out before that claim
+    monkeypatch.setattr(scheduling, "grid_ahead", lambda config, runs, n: stale)
+    late.prepare_claim(sweep_id)  # the kept one has 4 left, below 10: late works its own out
+    assert late._grid_windows[sweep_id] is stale
+    assert kept() == (1, 4)
+
+
+def test_each_agent_prepares_below_a_threshold_of_its_own(tmp_path):
+    # Agents that started together would otherwise all work their windows out at once.
+    from sweepkit import scheduling
+    from sweepkit.backends.store.sql import SQLStore
+
+    store = open_store(tmp_path / "s.db")
+    low, high = scheduling.GRID_PREPARE_BELOW, scheduling.GRID_PREPARED // 2
+    thresholds = set()
+    for _ in range(200):
+        SQLStore.__init__(store, store.location)  # what each agent's store draws
+        thresholds.add(store._prepare_below)
+    assert min(thresholds) >= low and max(thresholds) <= high and len(thresholds) > 100
+
+
+def test_a_grid_claim_does_not_trust_its_window_past_a_run_without_a_number(store_location):
+    # A run claimed by an older sweepkit that kept running while the store was migrated has no
+    # number: the runs read by number miss it, so the claim must see that the count is off and
+    # ask the engine with every run rather than hand that run's point out again.
+    store = open_store(store_location)
+    sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2, 3]}}})
+    assert store.claim_run(sweep_id).config == {"x": {"value": 1}}
+    assert store.claim_run(sweep_id).config == {"x": {"value": 2}}  # the window holds 3 next
+    store._transact(
+        lambda cursor: cursor.execute(
+            "INSERT INTO runs (sweep_id, id, name, state, config, created_at, heartbeat_at)"
+            " VALUES (?, 'oldagent', 'old', 'running', ?, ?, ?)",
+            (sweep_id, json.dumps({"x": {"value": 3}}), time.time(), time.time()),
+        )
+    )
+    assert store.claim_run(sweep_id) is None
+    assert sorted(run.config["x"]["value"] for run in store.runs(sweep_id)) == [1, 2, 3]
 
 
 _FIRST_CLAIM = """

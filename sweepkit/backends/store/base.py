@@ -226,6 +226,11 @@ class Store(abc.ABC):
             done, or only waiting on runs still going).
         """
 
+    def prepare_claim(self, sweep_id: str) -> None:  # noqa: B027 (nothing to prepare by default)
+        """Work out now, while the caller's run trains, what the sweep's next claim would
+        otherwise compute while it holds the sweep (every other agent waiting): a grid's next
+        points. Optional: a claim does without, at the cost of that wait."""
+
     @abc.abstractmethod
     def heartbeat(
         self,

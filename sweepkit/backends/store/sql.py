@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import json
+import random
 import re
 import secrets
 import socket
@@ -111,6 +112,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     # A claim reads a sweep's runs in claim order: one index walk, however many sweeps.
     (2, "runs in claim order", "CREATE INDEX IF NOT EXISTS runs_by_sweep_created"
      " ON runs (sweep_id, created_at)"),
+    # Each run's number in its sweep, given while the claim holds the sweep: a grid claim reads
+    # only the runs claimed since its window of points was worked out (scheduling.GridAhead).
+    # Runs of an older store are numbered in claim order; two claims can never share a number.
+    # The newest window of each grid sweep is kept for every agent to start from: one works it
+    # out (the engine's grid search over every run), the others read it.
+    (3, "runs numbered in claim order, grid windows", """
+        ALTER TABLE runs ADD COLUMN seq INTEGER;
+        CREATE TEMPORARY TABLE numbered (sweep_id TEXT, id TEXT, seq INTEGER,
+                                         PRIMARY KEY (sweep_id, id));
+        INSERT INTO numbered SELECT sweep_id, id,
+            row_number() OVER (PARTITION BY sweep_id ORDER BY created_at, id) FROM runs;
+        UPDATE runs SET seq = (SELECT seq FROM numbered
+                               WHERE numbered.sweep_id = runs.sweep_id AND numbered.id = runs.id);
+        DROP TABLE numbered;
+        CREATE UNIQUE INDEX runs_by_sweep_seq ON runs (sweep_id, seq);
+        CREATE TABLE grid_windows (
+            sweep_id TEXT PRIMARY KEY REFERENCES sweeps(id),
+            seen     INTEGER NOT NULL,      -- GridAhead.seen: past the sweep's first `seen` runs
+            last     INTEGER NOT NULL,      -- 1: the grid has no points past these
+            points   TEXT NOT NULL          -- a JSON list of GridAhead.points
+        )
+    """),
 ]  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -151,6 +174,12 @@ class SQLStore(Store):
         self.location = location
         # sweep id -> its config, read once: a sweep's config never changes once created.
         self._configs: dict[str, dict[str, Any]] = {}
+        # grid sweep id -> its next points past the runs this store last read (GridAhead).
+        self._grid_windows: dict[str, scheduling.GridAhead] = {}
+        # Below this many points, prepare_claim works a window out again (scheduling).
+        self._prepare_below = random.randint(
+            scheduling.GRID_PREPARE_BELOW, scheduling.GRID_PREPARED // 2
+        )
 
     @abc.abstractmethod
     def _transact(self, work: Callable[[Cursor], T], *, write: bool = True) -> T:
@@ -292,15 +321,21 @@ class SQLStore(Store):
         if config is None:
             return None
         drawn = scheduling.draw_ahead(config)  # random search: not while holding the sweep
+        window = (
+            self._grid_window(sweep_id, config, scheduling.GRID_AHEAD, scheduling.GRID_REFILL)
+            if config["method"] == "grid"
+            else None
+        )
         # Chosen before the transaction, so that one run again on a new connection (the
         # server went away at the commit) finds its own run instead of claiming a second.
         run_id = new_id()
         log_file = str(Path(log_dir) / f"{run_id}.log") if log_dir else None
 
         tries = 0
+        kept: scheduling.GridAhead | None = None
 
         def work(cursor: Cursor) -> ClaimedRun | None:
-            nonlocal tries
+            nonlocal tries, kept
             tries += 1
             cursor.execute(
                 f"SELECT {_SWEEP_COLUMNS} FROM sweeps WHERE id = ?{self._LOCK_SWEEP}", (sweep_id,)
@@ -316,10 +351,19 @@ class SQLStore(Store):
             sweep = _sweep(row)
             if sweep.state != "running":
                 return None
-            runs = self._sweep_runs(cursor, sweep_id, scheduling.reads_past_runs(sweep.config))
+            # The window less what was claimed since; None: the engine reads every run, here.
+            if window is not None:
+                kept = window.past(self._runs_since(cursor, sweep_id, window.seen))
+            every = scheduling.reads_past_runs(sweep.config) and kept is None
+            runs = self._sweep_runs(cursor, sweep_id, every)
+            if kept is not None and kept.seen != runs.tries:
+                # Runs the numbering does not account for (one an older sweepkit claimed
+                # while this store was being migrated): the window cannot tell.
+                kept = None
+                runs = self._sweep_runs(cursor, sweep_id, True)
             choice = scheduling.choose(
                 sweep, runs, max_retries=max_retries, retry_ended_before=retry_ended_before,
-                drawn=drawn,
+                drawn=drawn, ahead=kept,
             )  # fmt: skip
             now = time.time()
             if choice.config is None:
@@ -336,19 +380,90 @@ class SQLStore(Store):
                 log_file=log_file,
             )
             cursor.execute(
-                "INSERT INTO runs (sweep_id, id, name, log_file, agent, host, wandb_dir, state,"
-                " config, search_info, created_at, heartbeat_at, attempt, retry_of)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (sweep_id, id, seq, name, log_file, agent, host, wandb_dir,"
+                " state, config, search_info, created_at, heartbeat_at, attempt, retry_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (
-                    sweep_id, run_id, claimed.display_name, log_file, agent,
+                    sweep_id, run_id, runs.tries + 1, claimed.display_name, log_file, agent,
                     socket.gethostname(), str(wandb_dir) if wandb_dir else None,
-                    json.dumps(claimed.config), json.dumps(choice.search_info), now, now,
+                    scheduling.point_json(claimed.config), json.dumps(choice.search_info), now, now,
                     choice.attempt, choice.retry_of.id if choice.retry_of else None,
                 ),
             )  # fmt: skip
             return claimed
 
-        return self._transact(work)
+        claimed = self._transact(work)
+        if kept is None:
+            self._grid_windows.pop(sweep_id, None)
+        else:
+            self._grid_windows[sweep_id] = kept
+        return claimed
+
+    def prepare_claim(self, sweep_id: str) -> None:
+        config = self._transact(lambda cursor: self._config(cursor, sweep_id), write=False)
+        if config is not None and config["method"] == "grid":
+            self._grid_windows[sweep_id] = self._grid_window(
+                sweep_id, config, scheduling.GRID_PREPARED, self._prepare_below
+            )
+
+    def _grid_window(
+        self,
+        sweep_id: str,
+        config: dict[str, Any],
+        ahead: int,
+        below: int,
+    ) -> scheduling.GridAhead:
+        """A grid sweep's next points past its runs, worked out before a claim holds the
+        sweep: this store's last window less the runs claimed since; where that cannot tell
+        or has fewer than `below` points left, the sweep's newest (kept in `grid_windows` by
+        whichever agent worked it out); where that will not do either, `ahead` new ones from
+        every run, kept there for the others."""
+        window = self._grid_windows.get(sweep_id)
+
+        def work(cursor: Cursor) -> list[ScheduledRun] | None:
+            nonlocal window
+            if window is not None:
+                window = window.past(self._runs_since(cursor, sweep_id, window.seen))
+            if window is None or window.needs_refill(below):  # the sweep's newest, if enough
+                cursor.execute(
+                    "SELECT seen, last, points FROM grid_windows WHERE sweep_id = ?", (sweep_id,)
+                )
+                kept = cursor.fetchone()
+                window = None
+                if kept is not None:
+                    seen, last, points = kept
+                    window = scheduling.GridAhead(seen, tuple(json.loads(points)), bool(last))
+                    window = window.past(self._runs_since(cursor, sweep_id, seen))
+            if window is not None and not window.needs_refill(below):
+                return None
+            cursor.execute(
+                f"SELECT {_SCHEDULED_COLUMNS} FROM runs WHERE sweep_id = ? ORDER BY seq",
+                (sweep_id,),
+            )
+            return [ScheduledRun(*row) for row in cursor.fetchall()]
+
+        every = self._transact(work, write=False)
+        if every is None:
+            return window
+        window = scheduling.grid_ahead(config, every, ahead)
+        self._transact(  # for every agent of the sweep, unless one kept a newer window meanwhile
+            lambda cursor: cursor.execute(
+                "INSERT INTO grid_windows (sweep_id, seen, last, points) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (sweep_id) DO UPDATE SET seen = excluded.seen,"
+                " last = excluded.last, points = excluded.points"
+                " WHERE grid_windows.seen < excluded.seen",
+                (sweep_id, window.seen, int(window.last), json.dumps(window.points)),
+            )
+        )
+        return window
+
+    def _runs_since(self, cursor: Cursor, sweep_id: str, seen: int) -> list[ScheduledRun]:
+        """The runs claimed after the sweep's first `seen`."""
+        cursor.execute(
+            f"SELECT {_SCHEDULED_COLUMNS} FROM runs WHERE sweep_id = ? AND seq > ? ORDER BY seq",
+            (sweep_id, seen),
+        )
+        return [ScheduledRun(*row) for row in cursor.fetchall()]
 
     def _sweep_runs(self, cursor: Cursor, sweep_id: str, with_every: bool) -> scheduling.SweepRuns:
         """What a claim reads of the sweep's runs (`scheduling.SweepRuns`): the runs it may act
