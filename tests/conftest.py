@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ REPO = Path(__file__).resolve().parent.parent
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One data folder for the whole session: the bundled sample is unpacked once."""
     return str(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_engine_records() -> None:
+    """Each test builds its runs' engine records anew: the per-agent cache
+    (`scheduling._engine_run_cached`) would otherwise hand a test the records an earlier test
+    built from equal rows, and a forked mutation run the unmutated parent's."""
+    scheduling = sys.modules.get("sweepkit.scheduling")
+    if scheduling is not None:
+        scheduling._engine_run_cached.cache_clear()
 
 
 @pytest.fixture(autouse=True)

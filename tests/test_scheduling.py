@@ -309,3 +309,16 @@ def test_a_grid_window_of_a_large_grid_holds_n_points_and_more_past_them():
     rest = scheduling.grid_ahead(config, runs, 256)
     assert (rest.seen, len(rest.points), rest.last) == (256, 44, True)
     assert json.loads(rest.points[0]) == {"a": {"value": 256}}
+
+
+def test_a_point_is_written_as_json_with_numpy_values_plain_and_the_rest_as_text():
+    # The engine may hand out numpy scalars; what JSON cannot hold otherwise is its text.
+    import pathlib
+
+    import numpy as np
+
+    config = {"a": {"value": np.float64(0.5)}, "b": {"value": np.arange(2)}}
+    assert scheduling.point_json(config) == '{"a": {"value": 0.5}, "b": {"value": [0, 1]}}'
+    assert scheduling.point_json({"p": {"value": pathlib.PurePosixPath("/x")}}) == (
+        '{"p": {"value": "/x"}}'
+    )

@@ -57,9 +57,16 @@ def test_a_connection_the_server_killed_is_replaced_and_said_once_each_way(
     assert lost.endswith("): reconnecting with back-off for up to 300 s")
     assert back.startswith(f"the sweep store {store.location} is back after ")
     assert back.endswith(" s: reconnected")
+    waited = float(back.rsplit(" after ", 1)[1].split(" s:")[0])
+    assert 0.0 <= waited < 60.0  # how long it was away, not a clock reading
 
 
-def test_a_server_away_is_waited_for_with_back_off_until_it_answers(postgres_url, notes):
+def test_a_server_away_is_waited_for_with_back_off_until_it_answers(
+    postgres_url, notes, monkeypatch
+):
+    import sweepkit.backends.store.postgres as postgres
+
+    monkeypatch.setattr(postgres, "BACKOFF_S", (0.01, 0.02, 0.03))
     store = open_store(postgres_url)
     store.close()
     real, store._url = store._url, dead_port_url(postgres_url)
@@ -73,7 +80,7 @@ def test_a_server_away_is_waited_for_with_back_off_until_it_answers(postgres_url
 
     store._back_off = back_off
     assert store.sweeps() == []
-    assert waits == [0.01, 0.02, 0.02, 0.02]  # the schedule, then its last step
+    assert waits == [0.01, 0.02, 0.03, 0.03]  # the schedule step by step, then its last step
     assert len(notes) == 2 and "Connection refused" in notes[0]
 
 

@@ -75,6 +75,34 @@ class FailingBegins:
         return getattr(self._db, name)
 
 
+class CountingBegins:
+    """A SQLite connection that counts the write transactions begun on it."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db, self.begun = db, 0
+
+    def execute(self, sql: str, *args):
+        self.begun += sql == "BEGIN IMMEDIATE"
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._db, name)
+
+
+def test_a_grid_claim_takes_the_write_lock_once_and_preparing_one_not_at_all(tmp_path):
+    # Only the claim's own transaction holds the sweep: the config, the window and the runs
+    # since are read without the write lock that every other agent's claim waits for.
+    store = open_store(tmp_path / "sweeps.db")
+    sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2, 3]}}})
+    store._db = db = CountingBegins(store._db)
+    store.claim_run(sweep_id)
+    assert db.begun == 2  # the window it worked out, kept for the sweep; the claim
+    store.prepare_claim(sweep_id)  # its window holds the rest of the grid: nothing to do
+    assert db.begun == 2
+    store.claim_run(sweep_id)
+    assert db.begun == 3
+
+
 def test_a_write_waits_for_the_lock_and_says_so_once_each_way(tmp_path, monkeypatch):
     import sweepkit.backends.store.sqlite as sqlite_store
 

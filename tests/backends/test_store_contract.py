@@ -14,6 +14,7 @@ import multiprocessing
 import random
 import re
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -697,7 +698,8 @@ def test_an_agent_starts_from_the_window_another_agent_worked_out(store_location
     got.append(_plain(second.claim_run(sweep_id).config))  # 3 left: below 4
     second.prepare_claim(sweep_id)  # its own, from every run: the 7 left, kept for the sweep
     assert calls == ["next_runs 8", "next_runs 8"]
-    first.prepare_claim(sweep_id)  # first's has 3 left, the kept one 7: it takes that one
+    first._prepare_below = 10  # the kept one has 7 left, below 10, but they are the grid's last
+    first.prepare_claim(sweep_id)  # first's has 3 left: it takes the kept one
     assert calls == ["next_runs 8", "next_runs 8"]
     assert first._grid_windows[sweep_id] == second._grid_windows[sweep_id]
     got += drain(first, sweep_id)
@@ -734,20 +736,65 @@ def test_a_kept_window_is_replaced_only_by_a_newer_one(store_location, monkeypat
     late.prepare_claim(sweep_id)  # the kept one has 4 left, below 10: late works its own out
     assert late._grid_windows[sweep_id] is stale
     assert kept() == (1, 4)
+    as_old = scheduling.GridAhead(1, ("{}",) * 9, last=False)  # past as many runs: first stays
+    monkeypatch.setattr(scheduling, "grid_ahead", lambda config, runs, n: as_old)
+    late._grid_windows.clear()
+    late.prepare_claim(sweep_id)
+    assert late._grid_windows[sweep_id] is as_old
+    assert kept() == (1, 4)
 
 
 def test_each_agent_prepares_below_a_threshold_of_its_own(tmp_path):
-    # Agents that started together would otherwise all work their windows out at once.
+    # Agents that started together would otherwise all work their windows out at once: each
+    # draws its threshold between GRID_PREPARE_BELOW and half a prepared window.
     from sweepkit import scheduling
     from sweepkit.backends.store.sql import SQLStore
 
     store = open_store(tmp_path / "s.db")
-    low, high = scheduling.GRID_PREPARE_BELOW, scheduling.GRID_PREPARED // 2
+    random.seed(12)
     thresholds = set()
-    for _ in range(200):
-        SQLStore.__init__(store, store.location)  # what each agent's store draws
-        thresholds.add(store._prepare_below)
-    assert min(thresholds) >= low and max(thresholds) <= high and len(thresholds) > 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a float bound is deprecated, refused from Python 3.12
+        for _ in range(200):
+            SQLStore.__init__(store, store.location)  # what each agent's store draws
+            thresholds.add(store._prepare_below)
+    assert (scheduling.GRID_PREPARE_BELOW, scheduling.GRID_PREPARED // 2) == (128, 1024)
+    assert 128 <= min(thresholds) < 150 and 1000 < max(thresholds) <= 1024
+    assert len(thresholds) > 150
+
+
+def test_a_grid_claim_takes_out_of_its_window_the_points_claimed_while_it_waited(
+    store_location, monkeypatch
+):
+    # Holding the sweep, a claim reads only the runs claimed since its window was worked out
+    # (not every run) and hands out the first point none of them took, asking the engine
+    # nothing; it keeps the window, less those points, for its next claim.
+    from sweepkit import engine, scheduling
+
+    in_order = [run.config for run in engine.next_runs(GRID_12, [], 12)]
+    store, other = open_store(store_location), open_store(store_location)
+    sweep_id = store.create_sweep(GRID_12)
+    assert store.claim_run(sweep_id).config == in_order[0]  # its window: the 12 points
+    worked_out, taken = store._grid_window, []
+
+    def then_the_other_claims(*args):  # between this claim's window and its transaction
+        window = worked_out(*args)
+        taken.append(other.claim_run(sweep_id).config)
+        return window
+
+    monkeypatch.setattr(store, "_grid_window", then_the_other_claims)
+    calls, every_read, choose = _engine_calls(monkeypatch), [], scheduling.choose
+
+    def choosing(sweep, runs, **options):
+        every_read.append(runs.every)
+        return choose(sweep, runs, **options)
+
+    monkeypatch.setattr(scheduling, "choose", choosing)
+    mine = store.claim_run(sweep_id)
+    assert taken == [in_order[1]] and mine.config == in_order[2]
+    assert calls == [] and every_read == [None, None]  # other's claim, then this one
+    window = store._grid_windows[sweep_id]
+    assert window.seen == 2 and [json.loads(p) for p in window.points] == in_order[2:]
 
 
 def test_a_grid_claim_does_not_trust_its_window_past_a_run_without_a_number(store_location):
@@ -767,6 +814,7 @@ def test_a_grid_claim_does_not_trust_its_window_past_a_run_without_a_number(stor
     )
     assert store.claim_run(sweep_id) is None
     assert sorted(run.config["x"]["value"] for run in store.runs(sweep_id)) == [1, 2, 3]
+    assert sweep_id not in store._grid_windows  # a window that could not tell is let go
 
 
 _FIRST_CLAIM = """
