@@ -190,3 +190,25 @@ def test_a_statement_the_server_refuses_is_one_line(postgres_url, notes):
     with pytest.raises(StoreError, match=r"^the sweep store .* failed: relation .*nothing"):
         store._transact(lambda c: c.execute("SELECT * FROM nothing"))
     assert notes == []
+
+
+def test_keeping_a_grid_window_never_waits_for_a_claim_holding_the_sweep(postgres_url):
+    # An agent works its window out and keeps it while another agent's claim holds the
+    # sweep's row (FOR UPDATE): nothing of keeping it may lock that row (a foreign key's
+    # check would, and wait for the claim to end).
+    import threading
+
+    import psycopg
+
+    store = open_store(postgres_url)
+    sweep_id = store.create_sweep(GRID_12)
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute("SELECT id FROM sweeps WHERE id = %s FOR UPDATE", (sweep_id,))
+        preparing = threading.Thread(target=store.prepare_claim, args=(sweep_id,), daemon=True)
+        preparing.start()
+        preparing.join(timeout=30)  # only against a hang: it takes milliseconds
+        assert not preparing.is_alive(), "keeping the window waited for the sweep's row"
+    (kept,) = store._transact(
+        lambda c: c.execute("SELECT count(*) FROM grid_windows").fetchone(), write=False
+    )
+    assert kept == 1

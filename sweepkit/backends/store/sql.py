@@ -128,7 +128,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TABLE numbered;
         CREATE UNIQUE INDEX runs_by_sweep_seq ON runs (sweep_id, seq);
         CREATE TABLE grid_windows (
-            sweep_id TEXT PRIMARY KEY REFERENCES sweeps(id),
+            -- No foreign key: on PostgreSQL its check would lock the sweep's row (FOR KEY
+            -- SHARE), and keeping a window would wait behind every claim holding the sweep.
+            sweep_id TEXT PRIMARY KEY,
             seen     INTEGER NOT NULL,      -- GridAhead.seen: past the sweep's first `seen` runs
             last     INTEGER NOT NULL,      -- 1: the grid has no points past these
             points   TEXT NOT NULL          -- a JSON list of GridAhead.points
