@@ -633,6 +633,17 @@ def _engine_calls(monkeypatch) -> list[str]:
     return calls
 
 
+def _small_windows(monkeypatch, *, prepared: int, below: int, stores: list) -> None:
+    """Windows of a few points, so that a 12-point grid shows every step: `prepared` points
+    worked out by prepare_claim, again when fewer than `below` are left."""
+    from sweepkit import scheduling
+
+    for store in stores:
+        store._prepare_below = below
+    monkeypatch.setattr(scheduling, "GRID_PREPARED", prepared)
+    monkeypatch.setattr(scheduling, "GRID_REFILL", 1)  # claims draw on the window to its end
+
+
 def test_a_claim_prepared_while_a_run_trains_asks_the_engine_nothing(store_location, monkeypatch):
     # prepare_claim works out a long window (GRID_PREPARED) while the run trains; the claims
     # after it take their points from it, handing out what the engine would, in its order.
@@ -640,9 +651,7 @@ def test_a_claim_prepared_while_a_run_trains_asks_the_engine_nothing(store_locat
 
     in_order = [_plain(run.config) for run in engine.next_runs(GRID_12, [], 12)]
     store = open_store(store_location)
-    store._prepare_below = 3
-    monkeypatch.setattr(scheduling, "GRID_PREPARED", 6)
-    monkeypatch.setattr(scheduling, "GRID_REFILL", 1)  # claims draw on the window to its end
+    _small_windows(monkeypatch, prepared=6, below=3, stores=[store])
     sweep_id = store.create_sweep(GRID_12)
     calls = _engine_calls(monkeypatch)
     store.prepare_claim(sweep_id)
@@ -681,12 +690,9 @@ def test_an_agent_starts_from_the_window_another_agent_worked_out(store_location
     # The engine's grid search over every run is done once for the sweep, not once per agent:
     # the newest window is kept in the store, and an agent whose own is missing or shorter
     # starts from it, less the runs claimed since.
-    from sweepkit import scheduling
 
     first, second = open_store(store_location), open_store(store_location)
-    first._prepare_below = second._prepare_below = 4
-    monkeypatch.setattr(scheduling, "GRID_PREPARED", 8)
-    monkeypatch.setattr(scheduling, "GRID_REFILL", 1)  # claims draw on the window to its end
+    _small_windows(monkeypatch, prepared=8, below=4, stores=[first, second])
     sweep_id = first.create_sweep(GRID_12)
     calls = _engine_calls(monkeypatch)
     first.prepare_claim(sweep_id)
