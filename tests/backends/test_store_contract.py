@@ -690,7 +690,6 @@ def test_an_agent_starts_from_the_window_another_agent_worked_out(store_location
     # The engine's grid search over every run is done once for the sweep, not once per agent:
     # the newest window is kept in the store, and an agent whose own is missing or shorter
     # starts from it, less the runs claimed since.
-
     first, second = open_store(store_location), open_store(store_location)
     _small_windows(monkeypatch, prepared=8, below=4, stores=[first, second])
     sweep_id = first.create_sweep(GRID_12)
