@@ -37,7 +37,7 @@ import yaml
 
 from sweepkit import proctree, program
 from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult, SweepInfo
-from sweepkit.backends.store import ClaimedRun, Store, StoredSweep, StoreError
+from sweepkit.backends.store import ClaimedRun, Store, StoredSweep, StoreError, redacted
 from sweepkit.errors import ConfigError
 from sweepkit.follow import RunFollower
 from sweepkit.guard import Guard
@@ -131,6 +131,9 @@ class _ProgramProcess(subprocess.Popen):  # type: ignore[type-arg]
             return None
 
 
+STOP_FILE = "stop.txt"  # in a run's scratch folder: why its agent is ending it, for its line
+
+
 def _run_function_child(
     function: str | Callable[[], Any],
     env: dict[str, str],
@@ -139,6 +142,19 @@ def _run_function_child(
     agent_fds: tuple[int, ...],
 ) -> None:
     """In the child: become the run's environment, call the function, report a failure."""
+    # First: a stop that comes while the child is still setting up ends it quietly (its
+    # agent says why), not with a traceback of this set-up.
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    global _stop_file
+    _stop_file = Path(error_file).with_name(STOP_FILE)
+    try:
+        _become_the_run(env, log_file, agent_fds)
+    except RunStopped:
+        sys.exit(STOPPED_BY_SIGTERM)
+    sys.exit(_call_function(function, error_file, log_file))
+
+
+def _become_the_run(env: dict[str, str], log_file: str, agent_fds: tuple[int, ...]) -> None:
     for fd in agent_fds:  # the guard must see its pipe close when the agent dies, whatever we do
         os.close(fd)
     # Its own process group: a Ctrl-C in the terminal reaches the agent, which decides
@@ -153,18 +169,28 @@ def _run_function_child(
     for stream in (sys.stdout, sys.stderr):  # a line reaches the file (and the agent) at once
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     os.environ.update(env)
-    # Our stop (hyperband, Ctrl-C twice) arrives as SIGTERM: raise, so that the function's
-    # `with wandb.init()` / try-finally blocks finish the wandb run on the way out. The
-    # agent's own handlers, which a child forked from a script inherits, are not the run's.
-    signal.signal(signal.SIGTERM, _raise_stopped)
+    _hide_the_store()
+    # Our stop (hyperband, Ctrl-C twice) arrives as SIGTERM and raises RunStopped (above), so
+    # that the function's `with wandb.init()` / try-finally blocks finish the wandb run on the
+    # way out. The agent's own handlers, which a child forked from a script inherits, are not
+    # the run's; a fork server's child has SIGINT ignored (`_start_fork_server`).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    sys.exit(_call_function(function, error_file, log_file))
+    _stops_print_one_line()
+
+
+def _hide_the_store() -> None:
+    """A run needs no store: its process forgets the agent's SWEEPKIT_STORE, and the agent's
+    command line, which a forked run inherits as its sys.argv and wandb records with the run
+    (uploaded by `wandb sync`), names it without its password."""
+    os.environ.pop("SWEEPKIT_STORE", None)
+    sys.argv = [redacted(arg) for arg in sys.argv]
 
 
 def _call_function(function: str | Callable[[], Any], error_file: str, log_file: str | None) -> int:
     """Call the run's function as W&B's function agent does; 0 if it ended well, else 1 with
-    its traceback in `error_file` and in the run's output (unless that already ends with it)."""
+    its traceback in `error_file` and in the run's output (unless that already ends with it).
+    A run its agent stopped (RunStopped) exits 143 and says why in one line."""
     try:
         try:
             (resolve_function(function) if isinstance(function, str) else function)()
@@ -175,32 +201,66 @@ def _call_function(function: str | Callable[[], Any], error_file: str, log_file:
             wandb.finish()
         return 0
     except BaseException as exc:
-        Path(error_file).write_text(traceback.format_exc())
-        code = STOPPED_BY_SIGTERM if isinstance(exc, _StoppedBySignal) else 1
-        if log_file is None or not _ends_with_exception(log_file, exc):
-            sys.stderr.write(traceback.format_exc())
+        said = exc.line if isinstance(exc, RunStopped) else traceback.format_exc()
+        Path(error_file).write_text(said)
+        if log_file is None or not _ends_with(log_file, said.strip().splitlines()[-1]):
+            sys.stderr.write(said if said.endswith("\n") else f"{said}\n")
         if wandb.run is not None:  # its exit record tells the agent the run is over
             with contextlib.suppress(Exception):
                 wandb.finish(exit_code=1)
-        return code
+        return STOPPED_BY_SIGTERM if isinstance(exc, RunStopped) else 1
 
 
-def _ends_with_exception(log_file: str, exc: BaseException) -> bool:
-    """Whether the run's output already ends with this exception's traceback: `with
-    wandb.init()` prints it on the way out, and once is enough."""
+def _ends_with(log_file: str, line: str) -> bool:
+    """Whether the run's output already ends with this line (an exception's last line, which
+    `with wandb.init()` prints on the way out): once is enough."""
     with open(log_file, "rb") as file:
         file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
         lines = file.read().decode(errors="replace").strip().splitlines()
-    return bool(lines) and lines[-1] == traceback.format_exception_only(exc)[-1].strip()
+    return bool(lines) and lines[-1] == line.strip()
 
 
-class _StoppedBySignal(KeyboardInterrupt):
-    """SIGTERM in a function run: its agent's stop, or a scheduler's (Slurm signals every
-    process of a task). A KeyboardInterrupt, so that the user's code treats it as Ctrl-C."""
+class RunStopped(KeyboardInterrupt):
+    """SIGTERM in a function run: its agent's stop (the reason in its scratch folder's
+    STOP_FILE), or a scheduler's (Slurm signals every process of a task). A
+    KeyboardInterrupt, so that the user's code treats it as Ctrl-C; said in one line, as
+    a stop on purpose is no crash."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.line = f"sweepkit: {reason}"
+
+
+_stop_file: Path | None = None  # the run's STOP_FILE, in a run's own process
+OUTSIDE_STOP = "stopped by SIGTERM from outside its agent (a scheduler, scancel or kill)"
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
-    raise _StoppedBySignal("stopped by SIGTERM")
+    try:
+        reason = _stop_file.read_text().strip() if _stop_file is not None else ""
+    except OSError:
+        reason = ""
+    raise RunStopped(reason or OUTSIDE_STOP)
+
+
+def _stops_print_one_line() -> None:
+    """In a run's own process: wandb's `with wandb.init()` prints the traceback of whatever
+    ends the block, which for our stop reads like a crash in the user's code; a stop prints
+    its one line instead (through `traceback`, whoever prints it)."""
+    if getattr(traceback.print_exception, "sweepkit_stop_aware", False):
+        return
+    print_exception = traceback.print_exception
+
+    def print_stop_in_one_line(exc: Any, /, *args: Any, **kwargs: Any) -> None:
+        value = args[0] if args else kwargs.get("value", exc)
+        if isinstance(value, RunStopped):
+            file = kwargs.get("file") or (args[3] if len(args) > 3 else None) or sys.stderr
+            print(value.line, file=file)
+            return
+        print_exception(exc, *args, **kwargs)
+
+    print_stop_in_one_line.sweepkit_stop_aware = True  # type: ignore[attr-defined]
+    traceback.print_exception = print_stop_in_one_line  # type: ignore[assignment]
 
 
 # How a function's runs start (`place`; the README's "W&B sweep scripts and notebooks").
@@ -342,7 +402,7 @@ class Executor:
         modules = ["__main__", "sweepkit.agent", "wandb", module, defined_in]
         self._context.set_forkserver_preload(modules)
         # Start the server now: it imports those modules while this process gets ready.
-        multiprocessing.forkserver.ensure_running()
+        _start_fork_server()
 
     def start(
         self,
@@ -360,7 +420,9 @@ class Executor:
                 args_file.write_text(program.args_json(run_config))  # as W&B's agent does
             argv = program.build_command(self.sweep_config, run_config, args_file)
             # A program may run another Python with another wandb: it starts its own service.
-            program_env = {k: v for k, v in {**os.environ, **env}.items() if k != "WANDB_SERVICE"}
+            # Nor the store (its URL may hold a password): a run has no use for it.
+            hidden = ("WANDB_SERVICE", "SWEEPKIT_STORE")
+            program_env = {k: v for k, v in {**os.environ, **env}.items() if k not in hidden}
             # Unbuffered, so that the agent relays a program's lines as they come.
             program_env.setdefault("PYTHONUNBUFFERED", "1")
             with open(log_file, "ab") as output:  # the child keeps its own copy of the descriptor
@@ -374,6 +436,8 @@ class Executor:
             log_file.touch()  # its output is the session's: the log stays empty
             assert callable(self.function)
             return _InProcessRun(self.function, env, error_file)
+        if self.mode == FORKSERVER:
+            _start_fork_server()  # again, should it have died: with SIGINT ignored
         process = self._context.Process(
             target=_run_function_child,
             args=(self.function, env, error_file, str(log_file),
@@ -381,6 +445,23 @@ class Executor:
         )  # fmt: skip
         process.start()
         return _FunctionProcess(process)
+
+
+def _start_fork_server() -> None:
+    """Start the fork server (unless it runs) with SIGINT ignored, which it keeps through its
+    exec: it is in this agent's process group, where the terminal's Ctrl-C would reach it
+    while it imports torch and the user's module, and a KeyboardInterrupt there ends it and
+    the run it was starting. (Blocking SIGINT instead would lose nothing, but the server's
+    exec clears the mask.) Its runs listen again in their own process group
+    (`_become_the_run`)."""
+    if threading.current_thread() is not threading.main_thread():  # no handlers to change
+        multiprocessing.forkserver.ensure_running()
+        return
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # for the fork and exec alone
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def run_environment(
@@ -607,6 +688,8 @@ class _Agent:
             waiting_for = None
             result.performed += 1
             state, error = self.perform(run)
+            if state is RunState.PREEMPTED:
+                result.preempted_run = run.id
             if state is RunState.FAILED:
                 result.failed += 1
                 consecutive_failures += 1
@@ -646,13 +729,16 @@ class _Agent:
         follower = RunFollower(self.wandb_dir, run.id, self.metric, self.goal)
         watch = _RunWatch(
             self.store, sweep_id, run.id, follower, self.interrupts, self.options.run_timeout_s,
-            self.screen, (process.pid, token),
+            self.screen, (process.pid, token), scratch / STOP_FILE,
         )  # fmt: skip
         try:
             self.store.prepare_claim(sweep_id)  # while the run trains, not while the sweep is held
             state, error = watch.wait(process)
             follower.finish()
         finally:  # also on a store failure: nothing the run started outlives it
+            if process.poll() is None:  # the agent is stopping (its own line says why)
+                with contextlib.suppress(OSError):
+                    (scratch / STOP_FILE).write_text("stopped: its agent is stopping\n")
             if left := proctree.end_tree(process.pid, token, LEFTOVER_GRACE_S):
                 note(f"{prefix}run {run.id} left {len(left)} process(es) running: ended them")
             self.guard.forget(token)
@@ -716,11 +802,13 @@ class _RunWatch:
         timeout_s: float | None,
         screen: _Screen,
         tree: tuple[int, str],
+        stop_file: Path,
     ) -> None:
         self.store, self.sweep_id, self.run_id = store, sweep_id, run_id
         self.follower, self.interrupts, self.timeout_s = follower, interrupts, timeout_s
         self.screen = screen
         self.tree = tree  # the run's process group and token (`sweepkit.proctree`)
+        self.stop_file = stop_file  # why we ended it, for the run's own line (RunStopped)
 
     def wait(self, process: RunProcess) -> tuple[RunState, str | None]:
         """Block until the run's process ends; return its state and, if we ended it, why."""
@@ -739,9 +827,8 @@ class _RunWatch:
                 if ending is None:
                     ending = verdict
                     if ending is not None:
-                        note(f"run {self.run_id}: {ending[1]}")
                         ended_at = now
-                        process.terminate()
+                        self._stop(process, ending)
                         continue
             if ending is not None:
                 if now - ended_at > STOP_GRACE_S:  # it ignores SIGTERM: all of it goes, now
@@ -754,12 +841,18 @@ class _RunWatch:
             elif self.timeout_s is not None and now - started > self.timeout_s:
                 ending = (RunState.FAILED, f"timed out after {self.timeout_s:g} s (--run-timeout)")
             if ending is not None:
-                note(f"run {self.run_id}: {ending[1]}")
                 ended_at = now
-                process.terminate()
+                self._stop(process, ending)
         if ending is None and self._preempted_with_its_agent(process.poll()):
             ending = (RunState.PREEMPTED, "preempted: its agent got SIGTERM; offered again")
         return ending or (RunState.FINISHED, None)
+
+    def _stop(self, process: RunProcess, ending: tuple[RunState, str | None]) -> None:
+        """End the run on purpose: say why here, and leave the why for its own line."""
+        note(f"run {self.run_id}: {ending[1]}")
+        with contextlib.suppress(OSError):
+            self.stop_file.write_text(f"{ending[1]}\n")
+        process.terminate()
 
     def _preempted_with_its_agent(self, code: int | None) -> bool:
         """Whether a run that ended unasked died of its agent's preemption: SIGTERM reached

@@ -53,8 +53,7 @@ def sweep(
 
     if use_wandb_server():
         return _wandb("sweep")(sweep, entity=entity, project=project, prior_runs=prior_runs)
-    config = sweep() if callable(sweep) else sweep
-    _check(config)
+    config = _checked(sweep() if callable(sweep) else sweep)
     if prior_runs:
         raise ConfigError(
             "prior_runs names runs on W&B, and W&B is not in use here; `sweepkit sync` uploads "
@@ -130,30 +129,28 @@ def agent(
     return None  # as wandb.agent: failed runs are said and recorded, and the script goes on
 
 
-def _check(config: Any) -> None:
-    """Refuse what the engine cannot run; say every other violation, as W&B says it."""
+def _checked(config: Any) -> dict[str, Any]:
+    """The config as the store keeps it (read back from its JSON), once checked: refuse what
+    the engine cannot run; say every other violation, as W&B says it."""
     import json
 
+    from sweepkit import jsondata
     from sweepkit.config import check
 
     if not isinstance(config, dict):
         raise ConfigError(
             f"a sweep config is a dict (method, parameters, ...), not {type(config).__name__}"
         )
-    try:
-        json.dumps(config)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(
-            f"the sweep config must hold plain values (numbers, strings, lists, dicts): {exc}"
-        ) from exc
+    if problems := jsondata.problems(config):
+        raise ConfigError("\n".join(f"sweep config: {problem}" for problem in problems))
+    config = json.loads(jsondata.dumps(config))
     findings = check(config)
     if findings.errors:
-        raise ConfigError(
-            f"sweep config: {len(findings.errors)} problem(s)\n" + "\n".join(findings.errors)
-        )
+        raise ConfigError("\n".join(f"sweep config: {problem}" for problem in findings.errors))
     for warning in findings.warnings:
         print(f"warning: sweep config: {warning} (W&B warns and runs it; so does sweepkit)",
               file=sys.stderr)  # fmt: skip
+    return config
 
 
 def _why_local() -> str:

@@ -162,14 +162,13 @@ def validate(file: Annotated[Path, typer.Argument(help="A W&B sweep YAML.")]) ->
     warnings, as on W&B (which creates the sweep and says "Malformed sweep config
     detected"): exit code 0 and a one-line summary.
     """
-    from sweepkit.config import check, read_yaml, summarize
+    from sweepkit.config import examine, summarize
     from sweepkit.engine import caveat
 
-    config = read_yaml(file)
-    findings = check(config)
+    config, findings = examine(file)  # what `create` refuses on: the two never disagree
     if findings.errors:
         for problem in findings.errors:
-            print(f"{file}: {problem}", file=sys.stderr)
+            print(f"error: {file}: {problem}", file=sys.stderr)
         raise typer.Exit(2)
     for warning in findings.warnings:
         _warn(f"{file}: {warning}")
@@ -194,13 +193,14 @@ def create(
 ) -> None:
     """Validate a sweep YAML and register it; print its id and the command that starts an agent."""
     from sweepkit.backends import backend_for_new_sweep
+    from sweepkit.backends.store import redacted
     from sweepkit.config import load_sweep_config
 
     config = load_sweep_config(file, on_warning=_warn)
     chosen = backend_for_new_sweep(backend, store)
     sweep_id = chosen.create(config, project=project, entity=entity, name=name)
     print(sweep_id)
-    store_flag = f" --store {store}" if store else ""
+    store_flag = f" --store {redacted(store)}" if store else ""
     note(f"start an agent: sweepkit agent {sweep_id}{store_flag}")
 
 
@@ -659,7 +659,8 @@ def main() -> None:
     except SweepkitError as exc:
         if _debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # one line per problem
+            print(f"error: {line}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         print("interrupted", file=sys.stderr)

@@ -15,7 +15,9 @@ is refused (exit 2), every other violation is a warning.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,10 +26,11 @@ from typing import Any
 import jsonschema
 import yaml
 
-from sweepkit import engine
+from sweepkit import engine, jsondata
 from sweepkit.engine import SWEEPKIT_KEYS, HyperParameter, HyperParameterSet
 from sweepkit.errors import ConfigError
-from sweepkit.yaml12 import load_yaml
+from sweepkit.suggest import closest_word
+from sweepkit.yaml12 import Bounds, NotData, TooBig, load_yaml
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +42,7 @@ class SweepSummary:
     grid_size: int | None  # None when the search space is continuous
 
     def __str__(self) -> str:
-        size = f", {self.grid_size} grid points" if self.grid_size is not None else ""
+        size = f", {count_text(self.grid_size)} grid points" if self.grid_size is not None else ""
         return f"{self.method} sweep, {self.parameters} parameters{size}"
 
 
@@ -51,43 +54,99 @@ class Findings:
     warnings: list[str]  # schema violations the engine runs anyway, as W&B warns and runs them
 
 
+# What a sweep config may be, checked before anything expands it (README, "Bad input").
+MAX_FILE_BYTES = 1_000_000  # W&B asks that one value stay under 1 MB; a config is one value
+BOUNDS = Bounds(nodes=100_000, depth=32)  # values, lists and mappings, aliases expanded
+MAX_PARAMETERS = 1_000  # nested ones counted one by one, as the engine flattens them
+# The engine lists a grid's every point each time it hands one out (`grid_search.py`).
+MAX_GRID_POINTS = 1_000_000
+
+
 def load_sweep_config(path: str | Path, *, on_warning: Any = None) -> dict[str, Any]:
     """Read a sweep YAML and check it; pass each warning to `on_warning` (a callable).
 
+    Returns the config as the store will keep it (read back from its JSON).
+
     Raises:
         ConfigError: the file is missing, is not YAML, or cannot run; the
-            message lists every problem, one per line.
+            message says every problem, one per line, each naming the file.
     """
-    config = read_yaml(path)
-    findings = check(config)
-    if findings.errors:
-        raise ConfigError(
-            f"{path}: {len(findings.errors)} problem(s)\n" + "\n".join(findings.errors)
-        )
+    config, findings = examine(path)
+    if findings.errors:  # one line per problem, each naming the file
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in findings.errors))
     for warning in findings.warnings:
         if on_warning is not None:
             on_warning(f"{path}: {warning}")
     return config
 
 
+def examine(path: str | Path) -> tuple[dict[str, Any], Findings]:
+    """Read a sweep YAML and check it: `validate` prints this, `create` refuses on it, so
+    the two never disagree.
+
+    Raises:
+        ConfigError: the file cannot be read as a sweep config at all (one line).
+    """
+    config = read_yaml(path)
+    return config, check(config)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse a YAML file that must hold a mapping; one-line errors for anything else."""
+    """A sweep YAML as the store will keep it: JSON data read back from the store's own JSON
+    text, bounded before anything is expanded; one-line errors for anything else."""
+    data = _read_bounded(path)
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{path} is not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column "
+            f"{column} (save the file as UTF-8)"
+        ) from None
     try:
-        config = load_yaml(text)
+        config = load_yaml(text, BOUNDS)
+    except (NotData, TooBig) as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses, by its position
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ConfigError(
+            f"{path} is not valid YAML at line {line}, column {column}: unacceptable character "
+            f"#x{_code_point(exc.character):04x}: {exc.reason}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or _one_line(exc)  # a ReaderError has none
-        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from exc
+        problem = getattr(exc, "problem", None) or _one_line(exc)
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     if not isinstance(config, dict):
         raise ConfigError(
             f"{path} must hold a mapping with method and parameters, not {type(config).__name__}"
         )
-    return config
+    if found := jsondata.problems(config):
+        raise ConfigError(f"{path}: " + f"\n{path}: ".join(found))
+    return json.loads(jsondata.dumps(config))
+
+
+def _code_point(character: int | str) -> int:
+    return character if isinstance(character, int) else ord(character)  # libyaml gives an int
+
+
+def _read_bounded(path: str | Path) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{path} is over {MAX_FILE_BYTES:,} bytes: a sweep config is at most 1 MB, as W&B "
+            "asks of one value (list long value ranges with min/max, not one by one)"
+        )
+    return data
 
 
 def check(config: Mapping[str, Any]) -> Findings:
@@ -102,8 +161,10 @@ def check(config: Mapping[str, Any]) -> Findings:
     ['parameters.lr: min 0.1 is not less than max 0.01']
     >>> check({"method": "grid", "metric": {"name": "acc", "goal": "maximise"},
     ...        "parameters": {"a": {"values": [1]}}}).warnings
-    ["metric.goal: 'maximise' is not one of ['minimize', 'maximize']"]
+    ["metric.goal: 'maximise' is not one of ['minimize', 'maximize'] (did you mean 'maximize'?)"]
     """
+    if too_big := _past_bounds(config):  # refused before the schema or the engine expands it
+        return Findings(too_big, [])
     problems = violations(config)
     # sweepkit's own keys and empty values: the store and the engine would break on them.
     broken = [
@@ -156,7 +217,8 @@ def violations(config: Mapping[str, Any]) -> list[str]:
     # An empty `values` also fails the schema, with a vaguer message about the same parameter.
     problems = [
         m
-        for m in map(_schema_message, errors)
+        for e in errors
+        for m in _schema_messages(e)
         if not any(_about(m, e.split(".values:")[0]) for e in empty)
     ]
     problems += empty
@@ -213,30 +275,123 @@ def summarize(config: Mapping[str, Any]) -> SweepSummary:
     return SweepSummary(config["method"], len(params), grid)  # type: ignore[arg-type]
 
 
+def _past_bounds(config: Mapping[str, Any]) -> list[str]:
+    """Too many parameters, or a grid too large to hand out: said before anything lists it.
+
+    >>> _past_bounds({"method": "grid", "parameters": {f"p{i}": {"values": list(range(10))}
+    ...                                                 for i in range(7)}})
+    ['parameters: a grid of 10,000,000 points; sweepkit hands out at most 1,000,000 (the \
+engine lists every point each time it picks one): use random search, or fewer values']
+    """
+    parameters = config.get("parameters")
+    count = _count_parameters(parameters)
+    if count > MAX_PARAMETERS:
+        return [f"parameters: {count:,} parameters (nested ones counted); a sweep has at most "
+                f"{MAX_PARAMETERS:,}"]  # fmt: skip
+    if config.get("method") != "grid" or not isinstance(parameters, Mapping):
+        return []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            size = summarize(config).grid_size
+    except Exception:  # malformed: the schema and the engine say what is wrong
+        return []
+    if size is None or size <= MAX_GRID_POINTS:
+        return []
+    return [f"parameters: a grid of {count_text(size)} points; sweepkit hands out at most "
+            f"{MAX_GRID_POINTS:,} (the engine lists every point each time it picks one): use "
+            "random search, or fewer values"]  # fmt: skip
+
+
+def _count_parameters(parameters: Any) -> int:
+    if not isinstance(parameters, Mapping):
+        return 0
+    return sum(
+        _count_parameters(spec["parameters"])
+        if isinstance(spec, Mapping) and isinstance(spec.get("parameters"), Mapping)
+        else 1
+        for spec in parameters.values()
+    )
+
+
+def count_text(n: int) -> str:
+    """A count as people read it, however large (Python will not print an int of more than
+    4,300 digits, and nobody reads one).
+
+    >>> count_text(1234567), count_text(10**20), count_text(7 * 10**5000)
+    ('1,234,567', 'about 1.0e20', 'about 7.0e5000')
+    """
+    if n < 10**15:
+        return f"{n:,}"
+    exponent = int(n.bit_length() * math.log10(2))
+    while n >= 10 ** (exponent + 1):
+        exponent += 1
+    while n < 10**exponent:
+        exponent -= 1
+    return f"about {n // 10 ** (exponent - 1) / 10:.1f}e{exponent}"
+
+
 def _grid_points(param: HyperParameter) -> int | None:
     if param.type == HyperParameter.CONSTANT:
         return 1
     if param.type == HyperParameter.CATEGORICAL:
         return len(param.config["values"])
     if param.type == HyperParameter.INT_UNIFORM:
-        return param.config["max"] - param.config["min"] + 1
+        return max(0, param.config["max"] - param.config["min"] + 1)
     if param.type == HyperParameter.Q_UNIFORM:  # the grid uses numpy.arange(min, max, q)
-        return max(0, math.ceil((param.config["max"] - param.config["min"]) / param.config["q"]))
+        steps = (param.config["max"] - param.config["min"]) / param.config["q"]
+        return max(0, math.ceil(steps)) if math.isfinite(steps) else MAX_GRID_POINTS + 1
     return None
 
 
-def _schema_message(error: jsonschema.ValidationError) -> str:
-    """``path: message`` for one schema error; for a choice between alternatives (a
-    parameter's distributions), the error of the alternative the author most likely meant."""
+def _schema_messages(error: jsonschema.ValidationError) -> list[str]:
+    """``path: message`` for one schema error (one per unknown key); for a choice between
+    alternatives (a parameter's distributions), a key none of them knows, else the error of
+    the alternative the author most likely meant. Unknown keys and values get W&B's words
+    and, where one is close, what was probably meant."""
     chosen = _closest(error)
+    if unknown := _keys_no_alternative_knows(error):
+        # Whatever else the closest alternative misses (a required key) may be the typo itself.
+        extra = [] if chosen.validator in _SHAPE else _schema_messages(chosen)
+        return [*(_unexpected(error, key, known) for key, known in unknown), *extra]
+    path = ".".join(str(p) for p in chosen.absolute_path) or "(top level)"
     message = chosen.message
+    if chosen.validator == "additionalProperties" and isinstance(chosen.instance, Mapping):
+        known = list(chosen.schema.get("properties", {}))
+        return [_unexpected(chosen, key, known) for key in chosen.instance if key not in known]
     if chosen.validator == "enum" and list(chosen.absolute_path)[-1:] == ["distribution"]:
         known = sorted(_distributions(error))
-        message = f"{chosen.instance!r} is not a distribution the engine knows ({', '.join(known)})"
+        message = (
+            f"{chosen.instance!r} is not a distribution the engine knows "
+            f"({', '.join(known)}){_hint(chosen.instance, known)}"
+        )
+    elif chosen.validator == "enum":
+        message += _hint(chosen.instance, chosen.validator_value)
     elif chosen.validator == "type" and list(chosen.absolute_path)[-1:] == ["values"]:
         message = f"must be a list (values: [{chosen.instance!r}]), not {chosen.instance!r}"
-    path = ".".join(str(p) for p in chosen.absolute_path) or "(top level)"
-    return f"{path}: {message}"
+    return [f"{path}: {_briefly(message, chosen.instance)}"]
+
+
+def _unexpected(error: jsonschema.ValidationError, key: str, known: list[str]) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    close = closest_word(key, known)
+    hint = f"; did you mean {close!r}?" if close else ""
+    return f"{path}: Additional properties are not allowed ({key!r} was unexpected{hint})"
+
+
+def _keys_no_alternative_knows(error: jsonschema.ValidationError) -> list[tuple[str, list[str]]]:
+    """A mapping's keys that none of a choice's alternatives knows (``valuse:``), with the
+    keys they do know: the best alternative alone would only say what it misses."""
+    if error.validator != "anyOf" or not isinstance(error.instance, Mapping):
+        return []
+    branches = [engine.schema_branch(branch) for branch in error.validator_value]
+    known = sorted({key for branch in branches for key in branch.get("properties", {})})
+    return [(key, known) for key in error.instance if known and key not in known]
+
+
+def _hint(word: Any, choices: list[Any]) -> str:
+    close = closest_word(word, choices)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 ENGINE_CANNOT = "the sweeps engine cannot run this config: "
@@ -281,7 +436,30 @@ def _distributions(error: jsonschema.ValidationError) -> set[str]:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    line = " ".join(str(exc).split()) or type(exc).__name__
+    return line if len(line) <= MAX_LINE else f"{line[: MAX_LINE - 20]}... (cut short)"
+
+
+MAX_LINE = 300  # an engine's message that quotes a whole config is cut to this
+
+
+def _briefly(message: str, value: Any) -> str:
+    """The schema's message with a long value it quotes cut short: a list of thousands of
+    values, a text of thousands of characters.
+
+    >>> _briefly(f"{list(range(500))!r} is not of type 'string'", list(range(500)))
+    "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, ... (500 items) is not of \
+type 'string'"
+    """
+    quoted = repr(value)
+    if len(quoted) <= 80 or quoted not in message:
+        return message
+    size = (
+        f"{len(value):,} items" if isinstance(value, list | dict) else f"{len(quoted):,} characters"
+    )
+    head = quoted[:60]
+    head = head[: head.rfind(", ")] if ", " in head else head
+    return message.replace(quoted, f"{head}, ... ({size})")
 
 
 def _empty_values(parameters: Any, prefix: str = "parameters") -> list[str]:

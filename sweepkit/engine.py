@@ -44,6 +44,7 @@ __all__ = [
     "engine_violations",
     "next_run",
     "next_runs",
+    "schema_branch",
     "schema_errors",
     "stop_runs",
     "sweep_run",
@@ -117,6 +118,14 @@ def _validator() -> jsonschema.protocols.Validator:
 def schema_errors(config: Mapping[str, Any]) -> Iterator[jsonschema.ValidationError]:
     """Every way `config` breaks W&B's sweep schema (with `run_cap` known on either release)."""
     return _validator().iter_errors(config)
+
+
+def schema_branch(branch: Mapping[str, Any]) -> Mapping[str, Any]:
+    """One alternative of the schema's ``anyOf``, its ``$ref`` (``#/definitions/X``) resolved."""
+    ref = branch.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/definitions/"):
+        return branch
+    return _schema.sweep_config_jsonschema["definitions"].get(ref.rsplit("/", 1)[1], {})
 
 
 def engine_violations(config: Mapping[str, Any]) -> list[str]:

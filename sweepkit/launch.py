@@ -117,8 +117,11 @@ def _say_done(result: AgentResult, sweep_id: str, label: str) -> None:
     prefix = f"[{label}] " if label else ""
     if result.gave_up:
         note(f"{prefix}giving up: {result.gave_up}")
-    if result.preempted:
-        note(f"{prefix}got SIGTERM: the running run is recorded preempted and offered again")
+    if result.preempted_run:
+        note(f"{prefix}got SIGTERM: run {result.preempted_run} is recorded preempted and "
+             "offered again")  # fmt: skip
+    elif result.preempted:
+        note(f"{prefix}got SIGTERM between runs: stopping (no run was going)")
     if unfinished := result.unfinished:
         crashed, failed = unfinished.get("crashed", 0), unfinished.get("failed", 0)
         lost = f"{crashed} crashed past their retries" if crashed else ""

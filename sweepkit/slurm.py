@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from sweepkit.backends.base import AgentOptions
-from sweepkit.backends.store import is_postgres
+from sweepkit.backends.store import is_postgres, redacted
 from sweepkit.errors import ConfigError, SweepkitError
 from sweepkit.launch import agent_args
 
@@ -109,9 +109,7 @@ def array_script(job: ArrayJob) -> str:
 
 
 def _has_password(store: str) -> bool:
-    from urllib.parse import urlsplit
-
-    return is_postgres(store) and urlsplit(store).password is not None
+    return redacted(store) != store
 
 
 def submit(job: ArrayJob) -> tuple[str, Path]:

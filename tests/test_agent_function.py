@@ -65,14 +65,24 @@ def test_a_traceback_the_output_already_ends_with_is_not_written_again(tmp_path,
     assert "the learning rate is negative" in capsys.readouterr().err
 
 
-def test_a_function_stopped_by_sigterm_exits_143(tmp_path):
+def test_a_function_stopped_by_sigterm_exits_143_and_says_who_stopped_it_in_one_line(
+    tmp_path, monkeypatch, capsys
+):
     def stopped():
         agent._raise_stopped(15, None)
 
-    code, error = call(stopped, tmp_path)
+    monkeypatch.setattr(agent, "_stop_file", tmp_path / agent.STOP_FILE)
+    code, error = call(stopped, tmp_path)  # no reason left: not its agent's stop
     assert code == agent.STOPPED_BY_SIGTERM == 143
-    assert error.rstrip().endswith("_StoppedBySignal: stopped by SIGTERM")
-    assert issubclass(agent._StoppedBySignal, KeyboardInterrupt)  # user code sees Ctrl-C
+    outside = "sweepkit: stopped by SIGTERM from outside its agent (a scheduler, scancel or kill)"
+    assert error == outside and capsys.readouterr().err == outside + "\n"
+    (tmp_path / agent.STOP_FILE).write_text("stopped by Ctrl-C\n")  # what its agent leaves
+    code, error = call(stopped, tmp_path, log_text="step 1\n")
+    assert (code, error) == (143, "sweepkit: stopped by Ctrl-C")
+    assert capsys.readouterr().err == "sweepkit: stopped by Ctrl-C\n"  # no traceback
+    code, error = call(stopped, tmp_path, log_text="sweepkit: stopped by Ctrl-C\n")
+    assert capsys.readouterr().err == ""  # `with wandb.init()` said it already
+    assert issubclass(agent.RunStopped, KeyboardInterrupt)  # user code sees Ctrl-C
 
 
 def test_a_run_the_function_left_open_is_finished(tmp_path):
@@ -310,6 +320,24 @@ def test_a_child_closes_the_agents_descriptors_and_takes_the_runs_signal_handler
         signal.SIGINT: signal.default_int_handler,
         signal.SIGHUP: signal.SIG_DFL,
     }
+
+
+def test_a_stop_while_the_child_sets_up_ends_it_quietly_with_143(as_child, tmp_path, monkeypatch):
+    """SIGTERM (Slurm signals every process of a task) may reach a forked run before its
+    function starts: its handler is the first thing set, so that too is a stop, not a
+    traceback of sweepkit's set-up."""
+    run, _ = as_child
+
+    def too_early(signum, frame):
+        raise AssertionError("SIGTERM came before the run's own handler was set")
+
+    signal.signal(signal.SIGTERM, too_early)
+    monkeypatch.setattr(
+        agent.proctree, "die_with_parent", lambda: os.kill(os.getpid(), signal.SIGTERM)
+    )
+    assert run(lambda: pytest.fail("the function ran"), tmp_path / "run.log") == 143
+    assert not (tmp_path / "error.txt").exists()
+    assert not (tmp_path / "run.log").exists()  # nothing said: its agent says why it stopped
 
 
 def test_a_child_whose_function_fails_exits_1_with_its_traceback(as_child, tmp_path):

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 import sweepkit.agent  # noqa: F401  (the package's `sweepkit.agent` is the function)
+from sweepkit import launch
 from sweepkit.backends.base import AgentOptions
 from sweepkit.backends.store import Store, open_store
 from sweepkit.follow import MetricProgress, RunFollower
@@ -413,8 +414,44 @@ def test_sigterm_preempts_the_run_its_point_is_offered_again_and_the_exit_code_s
         ("preempted", "preempted: its agent got SIGTERM; offered again")
     ]
     assert result.preempted and result.interrupted and result.exit_code == 143
+    (run,) = store.runs(sweep_id)
+    assert result.preempted_run == run.id  # what the agent's last lines name
     again = store.claim_run(sweep_id)
     assert again is not None and again.config["sleep"]["value"] == 60
+
+
+def test_sigterm_between_runs_preempts_nothing_and_says_so(sweep, monkeypatch, capsys):
+    store, make = sweep
+    sweep_id = make(values(sleep=[60]))
+    store.change_sweep_state(sweep_id, "pause")  # the agent waits for `resume`: no run is going
+    waiting = threading.Event()
+
+    def said(line: str) -> None:
+        print(f"sweepkit: {line}", file=sys.stderr)
+        if "is paused: waiting" in line:
+            waiting.set()
+
+    monkeypatch.setattr(agent, "note", said)
+
+    def preempt_once_waiting() -> None:
+        assert waiting.wait(DEADLINE_S), "the agent never waited"
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=preempt_once_waiting)
+    thread.start()
+    result = agent.run_agent(store, sweep_id)
+    thread.join()
+    assert result.preempted and result.preempted_run is None and result.exit_code == 143
+    assert store.runs(sweep_id) == []
+    launch._say_done(result, sweep_id, "w0 cpu")
+    lines = capsys.readouterr().err.splitlines()
+    assert "sweepkit: [w0 cpu] got SIGTERM between runs: stopping (no run was going)" in lines
+    assert not any("recorded preempted" in line for line in lines)
+    result.preempted_run = "abc123"
+    launch._say_done(result, sweep_id, "")
+    assert "sweepkit: got SIGTERM: run abc123 is recorded preempted and offered again" in (
+        capsys.readouterr().err.splitlines()
+    )
 
 
 def test_a_run_that_died_of_sigterm_before_its_agent_got_its_own_is_preempted(sweep, tmp_path):
@@ -712,9 +749,9 @@ def claimed(store: Store, make) -> tuple[str, str]:
     return sweep_id, run.id
 
 
-def watch_of(store, sweep_id, run_id, follower, interrupts=None):
+def watch_of(store, sweep_id, run_id, follower, interrupts=None, stop_file=None):
     return agent._RunWatch(
-        store, sweep_id, run_id, follower, interrupts, None, None, (0, "token"),
+        store, sweep_id, run_id, follower, interrupts, None, None, (0, "token"), stop_file,
     )  # fmt: skip
 
 

@@ -11,7 +11,6 @@ import contextlib
 import signal
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from sweepkit.backends.store import open_store
 from sweepkit.guard import GRACE_S
 from sweepkit.lifecycle import InvalidMove, RunState, Verdict, check_move, judge_lost_run
 from tests.logged import logged
+from tests.sqlite_lock import lock_held
 from tests.test_cli import sweepkit
 from tests.test_follow import write_run
 from tests.test_launch import tagged_processes, wait_for_running
@@ -405,18 +405,10 @@ def test_a_store_deleted_under_a_running_agent_stops_it_within_a_heartbeat(workd
 @pytest.mark.slow
 def test_a_store_locked_by_another_process_is_waited_for_with_a_message(workdir):
     sweep_id = create(workdir, GRID_3)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sqlite3, sys\n"
-         "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "db.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.readline()",
-         str(workdir / ".sweepkit" / "sweeps.db")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout.readline() == "locked\n"
-    waiting = agent(workdir, sweep_id, "-f", "tests.sweep_functions:quadratic")
-    said = waiting.stderr.readline()  # after SQLite's own wait (LOCK_WAIT_S) has run out
-    assert "is locked by another process" in said and "waiting for it" in said, said
-    holder.communicate("release\n")  # its transaction ends with it
+    with lock_held(workdir / ".sweepkit" / "sweeps.db"):
+        waiting = agent(workdir, sweep_id, "-f", "tests.sweep_functions:quadratic")
+        said = waiting.stderr.readline()  # once the wait has gone unsaid for LOCK_WAIT_S
+        assert "is locked by another process" in said and "waiting for it" in said, said
     code, err = finish(waiting)
     assert code == 0 and "is free again" in err, err
     assert status(workdir, sweep_id)["counts"] == {"finished": 3}

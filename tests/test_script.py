@@ -198,7 +198,7 @@ def test_a_script_that_raises_shows_the_traceback_python_shows(workdir):
         ('wandb.agent("abc123", function=print)', 1, "error: unknown sweep abc123: local sweep "
          "ids start with local-, and W&B is not in use here (no W&B credentials)"),
         ('wandb.sweep({"method": "grid", "parameters": {"x": {"min": 1, "max": 0}}})', 2,
-         "error: sweep config: 1 problem(s)\nparameters.x: min 1 is not less than max 0"),
+         "error: sweep config: parameters.x: min 1 is not less than max 0"),
     ],
     ids=["unknown local id", "a W&B id offline", "a config the engine cannot run"],
 )  # fmt: skip

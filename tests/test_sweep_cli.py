@@ -57,7 +57,7 @@ def test_validate_prints_every_violation_one_per_line_and_exits_2(tmp_path):
     result = sweepkit("validate", str(bad))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 3 and all(line.startswith(f"{bad}: ") for line in lines)
+    assert len(lines) == 3 and all(line.startswith(f"error: {bad}: ") for line in lines)
     assert "Traceback" not in result.stderr
 
 
@@ -248,7 +248,10 @@ early_terminate: {type: hyperband, min_iter: 2, eta: 2}
     assert result.returncode == 0, result.stderr
     runs = {r["config"]["x"]: r for r in status(workdir, sweep_id)["runs"]}
     assert runs[9.0]["state"] == "stopped"
-    assert "stopped by early termination" in result.stderr
+    lines = result.stderr.splitlines()
+    assert f"sweepkit: run {runs[9.0]['id']}: stopped by early termination" in lines
+    # The run's own output says so in one line, not a traceback through the user's code.
+    assert "sweepkit: stopped by early termination" in lines and "Traceback" not in result.stderr
     assert [runs[x]["state"] for x in (0.3, 0.2, 0.1)] == ["finished"] * 3
     from tests.wandb_disk import history
 

@@ -114,7 +114,8 @@ class AgentResult:
     performed: int = 0
     failed: int = 0
     interrupted: bool = False
-    preempted: bool = False  # it got SIGTERM: its running run was recorded preempted
+    preempted: bool = False  # it got SIGTERM
+    preempted_run: str | None = None  # the run going then, recorded preempted
     gave_up: str | None = None  # why the agent stopped early (too many failures in a row)
     # Points of the sweep left without a result when it ended ({"failed": n, "crashed": m}:
     # crashed past their retries, which keep the sweep from finishing).

@@ -109,6 +109,7 @@ def test_a_write_waits_for_the_lock_and_says_so_once_each_way(tmp_path, monkeypa
     notes: list[str] = []
     monkeypatch.setattr(sqlite_store, "note", notes.append)
     monkeypatch.setattr(sqlite_store, "LOCK_WAIT_S", 0.25)
+    monkeypatch.setattr(sqlite_store, "LOCK_SLICE_S", 0.25)
     store = open_store(tmp_path / "sweeps.db")
     store._db = FailingBegins(store._db, failures=3)  # three of SQLite's waits run out
     sweep_id = store.create_sweep(HYPERBAND_GRID)

@@ -58,16 +58,29 @@ def store_exists(location: str) -> bool:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages.
+    """The store's location without its password, for every message, log and script that
+    names a store: the password of a URL's user (``USER:PASSWORD@``) or of its query
+    (``?password=``, which libpq reads too).
 
     >>> redacted("postgresql://me:secret@db:5432/sweeps")
     'postgresql://me:***@db:5432/sweeps'
+    >>> redacted("postgresql://me@db/sweeps?sslmode=require&password=secret")
+    'postgresql://me@db/sweeps?sslmode=require&password=***'
+    >>> redacted(".sweepkit/sweeps.db")
+    '.sweepkit/sweeps.db'
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    if not is_postgres(url):
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is not None:
+        at = parts.netloc.rindex("@")
+        user_end = parts.netloc.index(":", 0, at) if ":" in parts.netloc[:at] else at
+        parts = parts._replace(netloc=f"{parts.netloc[:user_end]}:***{parts.netloc[at:]}")
+    query = "&".join(
+        "password=***" if item.split("=", 1)[0].lower() == "password" else item
+        for item in parts.query.split("&")
+    )
+    return urllib.parse.urlunsplit(parts._replace(query=query))
 
 
 def open_store(location: str | Path | None = None) -> Store:

@@ -133,17 +133,19 @@ class Store(abc.ABC):
     - Failures of the storage itself (a damaged file, a full disk, a server
       gone for longer than the store waits for it) raise StoreError with one
       line that says what to do. A networked store waits for its server to
-      come back (with back-off, said in one line) before it gives up, and
-      gives up at once when `stop_waiting` says so.
+      come back (with back-off, said in one line) before it gives up; a file
+      store waits for the write lock another process holds (said in one line
+      after a while). Either wait gives up within 0.1 s once `stop_waiting`
+      says so.
     """
 
     location: str  # what the user gave: a file path, or a postgresql:// URL (password hidden)
 
     @staticmethod
     def stop_waiting() -> bool:
-        """Whether a wait for a lost server should end now (with StoreError); the agent sets its
-        own, true once it got SIGTERM or Ctrl-C twice: a preempted agent has seconds, not the
-        store's patience, before SIGKILL."""
+        """Whether a wait for a lost server or a held lock should end now (with StoreError);
+        the agent sets its own, true once it got SIGTERM or Ctrl-C twice: a preempted agent has
+        seconds, not the store's patience, before SIGKILL."""
         return False
 
     # Sweeps ---------------------------------------------------------------

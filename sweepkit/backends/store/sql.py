@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sweepkit import engine, scheduling
+from sweepkit import engine, jsondata, scheduling
 from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
 from sweepkit.backends.store import base
 from sweepkit.backends.store.base import (
@@ -254,7 +254,7 @@ class SQLStore(Store):
         now = time.time()
         values = (
             sweep_id, name or config.get("name"), project or config.get("project"),
-            entity or config.get("entity"), json.dumps(config), now, now,
+            entity or config.get("entity"), jsondata.dumps(config), now, now,
         )  # fmt: skip
         self._transact(
             lambda cursor: cursor.execute(

@@ -10,6 +10,7 @@ at the PostgreSQL store (`sweepkit.backends.store.netfs`).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,8 @@ from sweepkit.log import note
 
 T = TypeVar("T")
 
-LOCK_WAIT_S = 10.0  # SQLite's own wait for the write lock, before we say that we wait
+LOCK_WAIT_S = 10.0  # how long a wait for the write lock goes unsaid
+LOCK_SLICE_S = 0.1  # SQLite's own wait for the write lock, between two looks at stop_waiting
 # What to do about a store failure, by a word of SQLite's message.
 _REMEDIES = {
     "malformed": "the file is damaged: keep a copy, then `sqlite3 FILE .recover` or start a new "
@@ -50,6 +52,24 @@ _ADDED_COLUMNS = [
     ("runs", "metric_value", "REAL"),
     ("runs", "wandb_dir", "TEXT"),
 ]
+
+
+def _remedy(path: Path, exc: Exception) -> str | None:
+    """What to do about a store failure: SQLite's words for a read-only store vary ("attempt
+    to write a readonly database", "unable to open database file", "disk I/O error" when
+    its -wal or -shm file cannot be written), so a file or folder that cannot be written is
+    asked about first."""
+    beside = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    read_only = [p for p in [path, *beside] if p.exists() and not os.access(p, os.W_OK)]
+    if not os.access(path.parent, os.W_OK):
+        read_only.append(path.parent)
+    if read_only:
+        return (
+            f"{read_only[0]} cannot be written (read-only): the store needs its file, its "
+            "-wal and -shm files and their folder writable; make them so, or copy the store "
+            "somewhere writable and pass --store"
+        )
+    return next((r for word, r in _REMEDIES.items() if word in str(exc)), None)
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -80,7 +100,11 @@ class SQLiteStore(SQLStore):
             self._migrate()
             self._file = _identity(self.path)
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreError(f"cannot use {self.path} as a sweep store: {exc}") from exc
+            remedy = _remedy(self.path, exc)
+            raise StoreError(
+                f"cannot use {self.path} as a sweep store: {exc}"
+                + (f"; {remedy}" if remedy else "")
+            ) from exc
 
     def check_alive(self) -> None:
         """Raise StoreError if the store's file was deleted or replaced since it was opened
@@ -117,27 +141,41 @@ class SQLiteStore(SQLStore):
             self._db.execute("COMMIT")
             return result
         except sqlite3.Error as exc:
-            remedy = next((r for word, r in _REMEDIES.items() if word in str(exc)), None)
+            remedy = _remedy(self.path, exc)
             raise StoreError(
                 f"the sweep store {self.path} failed: {exc}" + (f"; {remedy}" if remedy else "")
             ) from exc
 
     def _begin_immediate(self) -> None:
-        waited = 0.0
-        while True:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc):
-                    raise
-                waited += LOCK_WAIT_S
-                if waited == LOCK_WAIT_S:
+        """Take the write lock, however long another process holds it, in slices of
+        LOCK_SLICE_S: between two, an agent told to stop (SIGTERM, Ctrl-C twice) stops, as
+        Slurm gives a preempted task seconds, not the lock holder's time."""
+        waited, said = 0.0, False
+        self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_SLICE_S * 1000)}")
+        try:
+            while True:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc):
+                        raise
+                waited += LOCK_SLICE_S  # SQLite waited this long before it said "locked"
+                if self.stop_waiting():
+                    raise StoreError(
+                        f"told to stop while the sweep store {self.path} is locked by another "
+                        "process: stopping without it (the run going is left to the next "
+                        "agent, which reaps it and offers it again)"
+                    )
+                if waited >= LOCK_WAIT_S and not said:
+                    said = True
                     note(
                         f"the sweep store {self.path} is locked by another process (for "
                         f"{waited:g} s now): waiting for it (Ctrl-C to give up)"
                     )
-        if waited:
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_S * 1000)}")
+        if said:
             note(f"the sweep store {self.path} is free again after {waited:g}+ s")
 
     def _adopt_unnumbered(self, cursor: Cursor) -> None:
