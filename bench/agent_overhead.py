@@ -41,7 +41,7 @@ import wandb
 
 from sweepkit.backends.local import LocalBackend
 from sweepkit.backends.store import Store, open_store
-from sweepkit.follow import RunMetrics
+from sweepkit.core.records import MetricTally
 
 # Each agent run process re-executes this script's top level (multiprocessing's fork server
 # children import the parent's __main__, as __mp_main__): keep it to what the fork server
@@ -140,7 +140,7 @@ def claim_and_finish(store: Store, sweep_id: str, loss: Callable[[dict], float])
         sweep_id,
         run.id,
         state="finished",
-        progress=RunMetrics("loss").replay([value], {"loss": value}),
+        progress=MetricTally("loss").replay([value], {"loss": value}),
         summary={"loss": value},
         run_dir=None,
     )

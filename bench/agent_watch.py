@@ -38,9 +38,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sweepkit import engine, scheduling  # noqa: E402
+from sweepkit import engine  # noqa: E402
 from sweepkit.backends.store import Store, open_store  # noqa: E402
-from sweepkit.follow import RunMetrics  # noqa: E402
+from sweepkit.core import scheduling  # noqa: E402
+from sweepkit.core.records import MetricTally  # noqa: E402
 
 BASELINE_STEPS = 10
 BAYES = {
@@ -155,7 +156,7 @@ def fill(store: Store, runs: int, steps: int) -> str:
         run = store.claim_run(sweep_id)
         x = run.config["x"]["value"]
         curve = [(x - 1) ** 2 + 1 / (i + 1) for i in range(steps)]
-        progress = RunMetrics("loss").replay(curve, {"loss": curve[-1]})
+        progress = MetricTally("loss").replay(curve, {"loss": curve[-1]})
         store.finish_run(
             sweep_id, run.id, state="finished", progress=progress,
             summary={"loss": curve[-1]}, run_dir=None,

@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from sweepkit import engine  # noqa: E402
 from sweepkit.backends.store import open_store  # noqa: E402
-from sweepkit.follow import RunMetrics  # noqa: E402
+from sweepkit.core.records import MetricTally  # noqa: E402
 
 # The agents fork from here with the engine's methods imported (scipy, scikit-learn: ~0.5 s
 # of CPU each), as agents that have started: the figures are claims, not start-up.
@@ -70,7 +70,7 @@ RANDOM = {
 }
 # What a run that logged 10,000 steps hands the store when it ends (no new points: kept none).
 CURVE = [1.0 / (i + 1) for i in range(STEPS)]
-PROGRESS = RunMetrics("loss").replay(CURVE, {"loss": CURVE[-1]})
+PROGRESS = MetricTally("loss").replay(CURVE, {"loss": CURVE[-1]})
 
 
 def grid_point(i: int) -> dict:

@@ -36,15 +36,18 @@ import wandb
 import yaml
 
 from sweepkit import proctree, program
-from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult, SweepInfo
-from sweepkit.backends.store import ClaimedRun, Store, StoredSweep, StoreError, redacted
+from sweepkit.backends.base import DEFAULT_FUNCTION, AgentOptions, AgentResult
+from sweepkit.backends.store import Store, StoreError, redacted
+from sweepkit.core import scheduling
+from sweepkit.core.lifecycle import RunState
+from sweepkit.core.records import ClaimedRun, StoredSweep, SweepInfo
 from sweepkit.errors import ConfigError
 from sweepkit.follow import RunFollower
 from sweepkit.guard import Guard
 from sweepkit.launch import run_log_dir
-from sweepkit.lifecycle import RunState
 from sweepkit.log import note
 from sweepkit.progress import LiveLines, OutputTail, sweep_line, sweep_total
+from sweepkit.runner.reaper import reap
 
 HEARTBEAT_S = 2.0
 WAITING = {
@@ -627,7 +630,7 @@ def run_agent(
             del store.stop_waiting  # a library caller's store waits as before
         result.interrupted = interrupts.drain
         result.preempted = interrupts.preempted
-    result.unfinished = store.unfinished_points(sweep_id, options.max_retries)
+    result.unfinished = scheduling.unfinished_points(store.runs(sweep_id), options.max_retries)
     return result
 
 
@@ -662,9 +665,9 @@ class _Agent:
         consecutive_failures = 0
         waiting_for: str | None = None  # the sweep state we last said we wait on
         while (count is None or result.performed < count) and not self.interrupts.drain:
+            reap(store, sweep_id, options.crash_grace_s)  # runs whose agent died end first
             run = store.claim_run(
                 sweep_id,
-                crash_grace_s=options.crash_grace_s,
                 max_retries=options.max_retries,
                 log_dir=self.log_dir,
                 agent=options.label,
@@ -878,6 +881,16 @@ class _RunWatch:
         )
         if self.store.sweep_state(self.sweep_id) == "canceled":
             return (RunState.KILLED, "the sweep was canceled")
-        if self.run_id in self.store.runs_to_stop(self.sweep_id):
+        if self.run_id in _runs_to_stop(self.store, self.sweep_id):
             return (RunState.STOPPED, "stopped by early termination")
         return None
+
+
+def _runs_to_stop(store: Store, sweep_id: str) -> set[str]:
+    """Running runs that the sweep's early_terminate rule (hyperband) would stop now."""
+    sweep = store.sweep(sweep_id)
+    if sweep is None or not scheduling.stops_runs(sweep.config):
+        return set()
+    return scheduling.runs_to_stop(
+        sweep.config, store.runs(sweep_id), store.metric_points(sweep_id)
+    )

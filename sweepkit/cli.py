@@ -20,7 +20,8 @@ import typer
 import yaml
 
 from sweepkit import yaml12
-from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES, AgentOptions
+from sweepkit.backends.base import AgentOptions
+from sweepkit.core.lifecycle import CRASH_GRACE_S, MAX_RETRIES, SWEEP_COMMANDS
 from sweepkit.credentials import use_wandb_server
 from sweepkit.errors import ConfigError, SweepkitError
 from sweepkit.launch import AgentLaunch
@@ -453,14 +454,6 @@ def python_script(
     raise typer.Exit(run_script(script, ctx.args))
 
 
-CONTROL_HELP = {
-    "stop": "Start no new runs; running runs finish. Agents stop within seconds.",
-    "cancel": "Start no new runs and end the running ones now (marked killed).",
-    "pause": "Hand out no runs until `resume`; agents wait, running runs go on.",
-    "resume": "Hand out runs again after `pause` or `stop`.",
-}
-
-
 def _control_command(command: str) -> None:
     """Register `sweepkit stop|cancel|pause|resume ID`: the same call with another verb."""
 
@@ -475,11 +468,11 @@ def _control_command(command: str) -> None:
         state = backend.control(sweep_id, command, crash_grace_s=crash_grace)
         print(f"{sweep_id}: {state}")
 
-    control.__doc__ = CONTROL_HELP[command]
+    control.__doc__ = SWEEP_COMMANDS[command].help
     app.command(name=command)(control)
 
 
-for _command in CONTROL_HELP:
+for _command in SWEEP_COMMANDS:
     _control_command(_command)
 
 

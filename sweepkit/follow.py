@@ -20,7 +20,6 @@ logged step, a third of what the run itself spends; this reads at ~6 us.)
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import struct
@@ -31,6 +30,7 @@ from typing import Any
 
 from wandb.proto import wandb_internal_pb2 as pb
 
+from sweepkit.core.records import MetricProgress, MetricTally, finite
 from sweepkit.runlog import run_files
 
 FILE_HEADER = struct.Struct("<4sHB")  # ident, magic, version
@@ -116,31 +116,12 @@ class TransactionLog:
         return records
 
 
-@dataclasses.dataclass(frozen=True)
-class MetricProgress:
-    """The sweep metric as a run has logged it so far: what the scheduler needs, not every point."""
-
-    count: int  # points logged
-    minimum: float | None
-    maximum: float | None
-    last: float | None
-    value: float | None  # the run's metric as W&B uses it: its summary (see `metric_value`)
-    new_points: list[float]  # the points logged since the previous report, in order
-
-
-class RunMetrics:
+class RunMetrics(MetricTally):
     """What the scheduler needs of one run, kept up to date from its records."""
 
     def __init__(self, metric: str | None, goal: str = "minimize") -> None:
-        self.metric = metric
-        self.goal = goal
+        super().__init__(metric, goal)
         self.exit_code: int | None = None  # set by the run's exit record: it has ended cleanly
-        self.dropped = 0  # values of the metric that were not finite numbers (NaN, inf, text)
-        self._count = 0
-        self._min: float | None = None
-        self._max: float | None = None
-        self._last: float | None = None
-        self._new: list[float] = []
         self._needle = metric.encode() if metric else None
         self._item_prefix = _item_prefix(metric) if metric else None
         self._entry: tuple[str, str] | None = None  # the metric's summary entry: key, JSON value
@@ -165,7 +146,7 @@ class RunMetrics:
                     if value is _UNREAD:
                         self._add_point(pb.Record.FromString(raw).history.item)
                     else:
-                        self._add_value(value)
+                        self.add_value(value)
                 elif kind == SUMMARY:
                     self._summary_pending.append(raw)
                 elif kind == EXIT:
@@ -178,38 +159,12 @@ class RunMetrics:
             return
         for item in items:
             if _key(item) == self.metric:
-                self._add_value(_finite_json(item.value_json))
+                self.add_value(_finite_json(item.value_json))
                 return
-
-    def _add_value(self, value: float | None) -> None:
-        if value is None:
-            self.dropped += 1
-            return
-        self._count += 1
-        self._last = value
-        self._min = value if self._min is None else min(self._min, value)
-        self._max = value if self._max is None else max(self._max, value)
-        self._new.append(value)
 
     def progress(self) -> MetricProgress:
         """The metric so far; the new points are handed on once (the next call has none)."""
-        new, self._new = self._new, []
-        return self._progress(self.summary(), new)
-
-    def replay(self, values: list[Any], summary: dict[str, Any]) -> MetricProgress:
-        """The progress of a run known only by its metric's values and its summary."""
-        for value in values:
-            self._add_value(_finite(value))
-        new, self._new = self._new, []
-        return self._progress(summary, new)
-
-    def _progress(self, summary: dict[str, Any], new: list[float]) -> MetricProgress:
-        value = None
-        if self.metric is not None:
-            # The summary decides (a NaN there is no value, as on W&B); a run stopped before
-            # any summary of the metric was written still has its last point.
-            value = metric_value(summary, self.metric, self.goal) if summary else self._last
-        return MetricProgress(self._count, self._min, self._max, self._last, value, new)
+        return self.progress_with(self.summary())
 
     def summary(self) -> dict[str, Any]:
         """The run's summary entry for the metric (``{"acc": 0.9}``, ``{"acc": {"max": 0.9}}``).
@@ -231,32 +186,6 @@ class RunMetrics:
         return {} if self._entry is None else {self._entry[0]: json.loads(self._entry[1])}
 
 
-def metric_value(summary: dict[str, Any], name: str, goal: str = "minimize") -> float | None:
-    """The sweep metric of a run as W&B reads it: the run's summary.
-
-    The summary honours ``run.summary[name] = v`` and ``define_metric(name,
-    summary="max"|"min"|"last"|...)``, which stores ``{"max": v}``: the
-    aggregate that matches the goal is taken, else ``last``. A name with dots
-    reaches into nested values (``val.acc``, ``val_acc.max``).
-
-    >>> metric_value({"acc": 0.9}, "acc")
-    0.9
-    >>> metric_value({"val_acc": {"max": 0.9, "last": 0.1}}, "val_acc", "maximize")
-    0.9
-    >>> metric_value({"val_acc": {"max": 0.9}}, "val_acc.max")
-    0.9
-    """
-    value: Any = summary.get(name)
-    if value is None and "." in name:
-        value = summary
-        for part in name.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, dict):
-        preferred = ("max", "last") if goal == "maximize" else ("min", "last")
-        value = next((value[k] for k in preferred if k in value), None)
-    return _finite(value)
-
-
 def numeric_summary(summary: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """The summary's finite numbers, nested keys joined with dots, wandb's `_` keys left out."""
     flat: dict[str, float] = {}
@@ -265,7 +194,7 @@ def numeric_summary(summary: dict[str, Any], prefix: str = "") -> dict[str, floa
             continue
         if isinstance(value, dict):
             flat.update(numeric_summary(value, f"{prefix}{key}."))
-        elif (number := _finite(value)) is not None:
+        elif (number := finite(value)) is not None:
             flat[prefix + key] = number
     return flat
 
@@ -364,16 +293,9 @@ def _key(item: Any) -> str:
 def _finite_json(text: str) -> float | None:
     """A finite number from a value's JSON text (cheaper than json.loads for the usual number)."""
     try:
-        return _finite(float(text))  # NaN and Infinity parse, and are refused by _finite
+        return finite(float(text))  # NaN and Infinity parse, and are refused by finite
     except ValueError:
         return None  # a string, a list, an object, null, true
-
-
-def _finite(value: Any) -> float | None:
-    """A finite number, or None for anything else (NaN, text, dicts, booleans)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 class RunFollower:

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sweepkit.backends.base import AgentOptions, AgentResult, Backend, SweepInfo
+from sweepkit.backends.base import AgentOptions, AgentResult, Backend
+from sweepkit.core.records import SweepInfo
 from sweepkit.errors import ConfigError
 from sweepkit.log import note
 from sweepkit.proctree import die_with_parent

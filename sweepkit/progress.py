@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from sweepkit.backends.base import SweepInfo
+from sweepkit.core.records import SweepInfo
 
 FAILED_STATES = ("failed", "crashed")
 
@@ -67,7 +67,7 @@ def _as_shown(line: bytes) -> str:
 def sweep_line(info: SweepInfo, total: int | None) -> str:
     """The sweep's progress: finished of `total`, failed, running, best metric so far.
 
-    >>> from sweepkit.backends.base import RunRecord
+    >>> from sweepkit.core.records import RunRecord
     >>> runs = [RunRecord("a", "finished", {}, 0.9, 1.0), RunRecord("b", "failed", {}, None, 1.0)]
     >>> sweep_line(SweepInfo("local-x", "local", {"metric": {"name": "acc", "goal": "maximize"}},
     ...                      "running", runs, name="demo"), total=4)

@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from sweepkit.backends.base import RunRecord, SweepInfo
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.errors import SweepkitError
 
 ACTIVE_STATES = ("running", "paused", "pending")  # a watched sweep in these may still change

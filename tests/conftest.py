@@ -22,7 +22,7 @@ def fresh_engine_records() -> None:
     """Each test builds its runs' engine records anew: the per-agent cache
     (`scheduling._engine_run_cached`) would otherwise hand a test the records an earlier test
     built from equal rows, and a forked mutation run the unmutated parent's."""
-    scheduling = sys.modules.get("sweepkit.scheduling")
+    scheduling = sys.modules.get("sweepkit.core.scheduling")
     if scheduling is not None:
         scheduling._engine_run_cached.cache_clear()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweepkit.follow import MetricProgress, RunMetrics
+from sweepkit.core.records import MetricProgress, MetricTally
 
 
 def logged(
@@ -13,4 +13,4 @@ def logged(
     """What a run that logged `values` reports (its summary: the last value, unless given)."""
     if summary is None:
         summary = {metric: values[-1]} if values else {}
-    return RunMetrics(metric).replay(values, summary)
+    return MetricTally(metric).replay(values, summary)

@@ -31,7 +31,8 @@ import sweepkit.agent  # noqa: F401  (the package's `sweepkit.agent` is the func
 from sweepkit import launch
 from sweepkit.backends.base import AgentOptions
 from sweepkit.backends.store import Store, open_store
-from sweepkit.follow import MetricProgress, RunFollower
+from sweepkit.core.records import MetricProgress
+from sweepkit.follow import RunFollower
 
 agent = sys.modules["sweepkit.agent"]  # the module: its loop, and HEARTBEAT_S to shorten
 DEADLINE_S = 60.0  # only against a hang
@@ -300,13 +301,12 @@ def test_early_termination_stops_the_runs_the_sweep_names(sweep, monkeypatch):
     sweep_id = make(values(sleep=[60]))
     stop_asked = []
 
-    def runs_to_stop(asked_sweep: str) -> set[str]:
+    def runs_to_stop(asked_store: Store, asked_sweep: str) -> set[str]:
         stop_asked.append(asked_sweep)
-        return {r.id for r in store.runs(sweep_id) if r.state == "running"}
+        return {r.id for r in asked_store.runs(sweep_id) if r.state == "running"}
 
-    monkeypatch.setattr(
-        store, "runs_to_stop", runs_to_stop
-    )  # the rule is the store's (tested there)
+    # The rule is the engine's, on the store's records (tested in test_engine.py).
+    monkeypatch.setattr(agent, "_runs_to_stop", runs_to_stop)
     result = agent.run_agent(store, sweep_id)
     assert states(store, sweep_id) == [("stopped", "stopped by early termination")]
     assert set(stop_asked) == {sweep_id} and result.exit_code == 0
@@ -1233,7 +1233,7 @@ def test_crash_grace_is_how_long_the_agent_waits_on_a_silent_run_before_offering
     ],
 )
 def test_giving_up_names_the_last_line_of_the_last_runs_error(sweep, monkeypatch, error, said):
-    from sweepkit.lifecycle import RunState
+    from sweepkit.core.lifecycle import RunState
 
     store, make = sweep
     sweep_id = make(values(code=["1", "2"]))

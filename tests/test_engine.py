@@ -12,6 +12,7 @@ import pytest
 from sweepkit import engine
 from sweepkit.backends.store import open_store
 from sweepkit.config import violations
+from sweepkit.core import scheduling
 from tests.logged import logged
 
 HYPERBAND = {
@@ -88,7 +89,9 @@ def test_hyperband_stops_a_lagging_run_on_either_release(tmp_path):
     # Three logged values: past the first band (2) on 0.3, and on 0.2, which checks one value late.
     store.heartbeat(sweep_id, lagging, logged([10, 10, 10]))
     store.heartbeat(sweep_id, leading, logged(improving[:3]))
-    assert store.runs_to_stop(sweep_id) == {lagging}
+    stop = scheduling.runs_to_stop(store.sweep(sweep_id).config, store.runs(sweep_id),
+                                   store.metric_points(sweep_id))  # fmt: skip
+    assert stop == {lagging}
 
 
 def test_a_nested_grid_ends_with_every_point_once(tmp_path):

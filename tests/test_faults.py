@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from sweepkit.backends import backend_for_id, backend_for_new_sweep
+from sweepkit.runner.reaper import reap
 from tests.backends import fake_wandb
 from tests.test_cli import sweepkit
 from tests.test_launch import tagged_processes, wait_for_running
@@ -104,7 +105,10 @@ def test_store_survives_sigkill_in_the_middle_of_claims(tmp_path):
         check.close()
     # A new agent finishes the rest; the run each kill left "running" crashes and is retried.
     store = open_store(db)
-    while (run := store.claim_run(sweep_id, crash_grace_s=0.0)) is not None:
+    while True:
+        reap(store, sweep_id, crash_grace_s=0.0)  # as the agent does before each claim
+        if (run := store.claim_run(sweep_id)) is None:
+            break
         store.finish_run(
             sweep_id, run.id, state="finished", progress=None, summary={}, run_dir=None
         )

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import wandb
 
-from sweepkit.follow import RunFollower, RunMetrics, TransactionLog, metric_value, record_kind
+from sweepkit.core.records import metric_value
+from sweepkit.follow import RunFollower, RunMetrics, TransactionLog, record_kind
 from tests.test_cli import sweepkit
 from tests.test_sweep_cli import create, status
 from tests.wandb_disk import run_records, run_summary

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from sweepkit.backends.store import open_store
+from sweepkit.core.lifecycle import Ending, InvalidMove, RunState, check_move
 from sweepkit.guard import GRACE_S
-from sweepkit.lifecycle import InvalidMove, RunState, Verdict, check_move, judge_lost_run
+from sweepkit.runner.reaper import LostRun, judge_lost_run, reap
 from tests.logged import logged
 from tests.sqlite_lock import lock_held
 from tests.test_cli import sweepkit
@@ -110,8 +111,8 @@ def lost_run(root: Path, exit_code: int) -> tuple[str, str]:
 @pytest.mark.parametrize("where", [None, "", "nosuch"])
 def test_a_run_with_no_folder_to_read_is_crashed(tmp_path, where):
     wandb_dir = str(tmp_path / where) if where else where
-    assert judge_lost_run(wandb_dir, "abc", "acc", "maximize", 5.0) == Verdict(
-        RunState.CRASHED, LOST, None, None
+    assert judge_lost_run(wandb_dir, "abc", "acc", "maximize", 5.0) == LostRun(
+        Ending(RunState.CRASHED, LOST), None, None
     )
 
 
@@ -119,7 +120,7 @@ def test_a_run_with_no_folder_to_read_is_crashed(tmp_path, where):
 def test_a_run_whose_log_has_a_clean_exit_is_finished_with_its_metric(tmp_path, goal, value):
     run_id, run_dir = lost_run(tmp_path, exit_code=0)
     verdict = judge_lost_run(str(tmp_path), run_id, "acc", goal, 5.0)
-    assert (verdict.state, verdict.error, verdict.run_dir) == (RunState.FINISHED, None, run_dir)
+    assert (verdict.ending, verdict.run_dir) == (Ending(RunState.FINISHED), run_dir)
     progress = verdict.progress
     assert (progress.count, progress.minimum, progress.maximum, progress.last) == (3, 0.2, 0.9, 0.5)
     assert progress.value == value  # the summary aggregate the goal asks for
@@ -128,16 +129,14 @@ def test_a_run_whose_log_has_a_clean_exit_is_finished_with_its_metric(tmp_path, 
 def test_a_run_that_exited_non_zero_is_crashed_with_what_it_logged(tmp_path):
     run_id, run_dir = lost_run(tmp_path, exit_code=1)
     verdict = judge_lost_run(str(tmp_path), run_id, "acc", "maximize", 2.5)
-    assert (verdict.state, verdict.error, verdict.run_dir) == (
-        RunState.CRASHED, "no heartbeat for 2.5 s: its agent died", run_dir,
+    assert (verdict.ending, verdict.run_dir) == (
+        Ending(RunState.CRASHED, "no heartbeat for 2.5 s: its agent died"), run_dir,
     )  # fmt: skip
     assert verdict.progress.count == 3
     # Without a sweep metric there is no progress to read; a run never started has no folder.
     assert judge_lost_run(str(tmp_path), run_id, None, "maximize", 5).progress is None
     never_started = judge_lost_run(str(tmp_path), "other", "acc", "maximize", 5)
-    assert (never_started.state, never_started.error, never_started.run_dir) == (
-        RunState.CRASHED, LOST, None,
-    )  # fmt: skip
+    assert (never_started.ending, never_started.run_dir) == (Ending(RunState.CRASHED, LOST), None)
     assert never_started.progress.count == 0
 
 
@@ -152,7 +151,7 @@ def test_the_reaper_finishes_a_lost_run_from_its_log_with_the_sweeps_metric(
     )
     run = store.claim_run(sweep_id, wandb_dir=tmp_path)
     run_dir = str(Path(write_run(tmp_path, log_acc, 0, run_id=run.id)).parent)
-    assert store.reap(sweep_id, crash_grace_s=0.0) == [(run.id, "finished")]
+    assert reap(store, sweep_id, crash_grace_s=0.0) == [(run.id, "finished")]
     (stored,) = store.runs(sweep_id)
     assert (stored.state, stored.run_dir, stored.error) == ("finished", run_dir, None)
     assert (stored.metric_count, stored.metric_value) == (3, value)  # as the goal reads it
@@ -161,20 +160,20 @@ def test_the_reaper_finishes_a_lost_run_from_its_log_with_the_sweeps_metric(
 def test_a_run_whose_agent_beats_while_the_reaper_reads_its_log_is_left_running(
     store_location, monkeypatch
 ):
-    import sweepkit.lifecycle as lifecycle
+    import sweepkit.runner.reaper as reaper
 
     store = open_store(store_location)
     sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})
     run = store.claim_run(sweep_id)
-    judge = lifecycle.judge_lost_run
+    judge = reaper.judge_lost_run
 
     def judged_while_it_beats(*args):
         verdict = judge(*args)
         store.heartbeat(sweep_id, run.id)  # its agent was only stalled: it beats meanwhile
         return verdict
 
-    monkeypatch.setattr(lifecycle, "judge_lost_run", judged_while_it_beats)
-    assert store.reap(sweep_id, crash_grace_s=0.0) == []
+    monkeypatch.setattr(reaper, "judge_lost_run", judged_while_it_beats)
+    assert reap(store, sweep_id, crash_grace_s=0.0) == []
     assert store.runs(sweep_id)[0].state == "running"
 
 
@@ -182,11 +181,11 @@ def test_a_run_is_recorded_once_even_if_the_reaper_and_its_agent_race(store_loca
     store = open_store(store_location)
     sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})
     run = store.claim_run(sweep_id)
-    assert store.reap(sweep_id, crash_grace_s=0.0) == [(run.id, "crashed")]  # no folder: crashed
+    assert reap(store, sweep_id, crash_grace_s=0.0) == [(run.id, "crashed")]  # no folder: crashed
     assert not store.finish_run(  # its agent, back too late, records nothing over it
         sweep_id, run.id, state="finished", progress=logged([1.0]), summary={}, run_dir=None
     )
-    assert store.reap(sweep_id, crash_grace_s=0.0) == []
+    assert reap(store, sweep_id, crash_grace_s=0.0) == []
 
 
 @pytest.mark.slow
@@ -280,7 +279,7 @@ def test_run_cap_counts_points_not_their_retries(store_location):
         {"method": "random", "run_cap": 3, "parameters": {"x": {"min": 0.0, "max": 1.0}}}
     )
     crashed = store.claim_run(sweep_id)
-    store.reap(sweep_id, crash_grace_s=0.0)
+    reap(store, sweep_id, crash_grace_s=0.0)
     claimed = []
     while (run := store.claim_run(sweep_id)) is not None:
         claimed.append(run.config)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sweepkit.backends.base import RunRecord, SweepInfo
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.progress import OutputTail, sweep_line, sweep_total, worker_line
 from tests.test_cli import sweepkit
 from tests.test_sweep_cli import create, status

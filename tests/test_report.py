@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sweepkit.backends import backend_for_new_sweep
-from sweepkit.backends.base import RunRecord, SweepInfo
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import importance, roc_pr, write_report
 from tests.browser import broken_images
 

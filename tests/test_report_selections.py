@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sweepkit.backends.base import RunDetails, RunRecord, SweepInfo
+from sweepkit.backends.base import RunDetails
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import predictions, selections
 from sweepkit.report.predictions import NEEDED, Prediction
 from sweepkit.runlog import LoggedTable

@@ -1,6 +1,6 @@
 """Scheduling on lists of runs, as a store hands them over inside its claim: which point is
 offered again, when a sweep is done or finished, what the engine is given, and that what
-comes back is plain Python. No store here: `sweepkit.scheduling` decides for every kind.
+comes back is plain Python. No store here: `sweepkit.core.scheduling` decides for every kind.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import yaml
 
-from sweepkit import scheduling
-from sweepkit.backends.store.base import ScheduledRun, StoredSweep
-from sweepkit.scheduling import SweepRuns, choose, sweep_is_done, unfinished_points
+from sweepkit.core import scheduling
+from sweepkit.core.records import ScheduledRun, StoredSweep
+from sweepkit.core.scheduling import SweepRuns, choose, sweep_is_done, unfinished_points
 
 GRID_3 = {"method": "grid", "parameters": {"x": {"values": [1, 2, 3]}}}
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sweepkit.backends.base import AgentOptions, Backend, RunRecord, SweepInfo, UnknownSweepError
+from sweepkit.backends.base import AgentOptions, Backend, UnknownSweepError
 from sweepkit.backends.local import LocalBackend
 from sweepkit.backends.store import LOCAL_PREFIX
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.credentials import use_wandb_server, wandb_offline_requested
 from sweepkit.errors import ConfigError
 from sweepkit.log import note

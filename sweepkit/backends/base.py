@@ -21,90 +21,18 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sweepkit.core.lifecycle import CRASH_GRACE_S, MAX_RETRIES
+from sweepkit.core.records import SweepInfo
 from sweepkit.errors import SweepkitError
 
-UNFINISHED = ("failed", "crashed")  # ends that leave a point without a result (sweepkit.lifecycle)
-
 DEFAULT_FUNCTION = "sweepkit.train:train"
-CRASH_GRACE_S = 60.0  # a running run with no heartbeat for this long has lost its agent
-MAX_RETRIES = 2  # times a crashed run's config is offered again
-SWEEP_COMMANDS = ("stop", "cancel", "pause", "resume")
 
 
 class UnknownSweepError(SweepkitError):
     """No sweep with that id in the backend the id names."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunRecord:
-    """One run of a sweep, as `sweepkit status` shows it."""
-
-    id: str
-    state: str  # running, finished, failed, crashed, killed, stopped
-    config: dict[str, Any]  # plain values: {"lr": 0.01}
-    metric: float | None  # the sweep metric's final value, None if not logged
-    runtime: float | None  # seconds
-    location: str | None = None  # the run folder (local) or the run's URL (W&B)
-    name: str | None = None  # the run's readable name (wandb's run.name)
-    error: str | None = None  # why it failed, crashed or was stopped (a traceback, an exit code)
-    log_file: str | None = None  # where the agent sent its output
-    agent: str | None = None  # the label of the agent that ran it (a worker: "w0 gpu0")
-    host: str | None = None  # the machine it ran on
-    retry_of: str | None = None  # the run whose point this one runs again (after a crash)
-
-    @property
-    def error_line(self) -> str:
-        """The last line of the error: for a traceback, the exception itself."""
-        lines = (self.error or "").strip().splitlines()
-        return lines[-1] if lines else ""
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepInfo:
-    """A sweep's config, state and runs, from either backend."""
-
-    id: str
-    backend: str  # "local" or "wandb"
-    config: dict[str, Any]
-    state: str
-    runs: list[RunRecord]
-    name: str | None = None  # the sweep's name (--name, or the YAML's `name:`)
-
-    @property
-    def label(self) -> str:
-        """``name (id)``, or the id of a sweep with no name."""
-        return f"{self.name} ({self.id})" if self.name else self.id
-
-    @property
-    def metric_name(self) -> str | None:
-        return (self.config.get("metric") or {}).get("name")
-
-    @property
-    def maximize(self) -> bool:
-        return (self.config.get("metric") or {}).get("goal", "minimize") == "maximize"
-
-    def best(self) -> RunRecord | None:
-        """The run with the best finite metric by the sweep's goal (None without a metric)."""
-        scored = [r for r in self.runs if r.metric is not None and math.isfinite(r.metric)]
-        if not scored:
-            return None
-        pick = max if self.maximize else min
-        return pick(scored, key=lambda r: r.metric)  # type: ignore[arg-type, return-value]
-
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(r.state for r in self.runs))
-
-    def unfinished(self) -> dict[str, int]:
-        """Points left without a result that no later run repeats: {"failed": n, "crashed": m}."""
-        retried = {r.retry_of for r in self.runs if r.retry_of}
-        return dict(
-            Counter(r.state for r in self.runs if r.state in UNFINISHED and r.id not in retried)
-        )
 
 
 @dataclasses.dataclass

@@ -8,24 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.backends.base import (
-    CRASH_GRACE_S,
     TABLE_KEYS,
     AgentOptions,
     AgentResult,
     Backend,
     RunDetails,
-    RunRecord,
-    SweepInfo,
     UnknownSweepError,
 )
 from sweepkit.backends.store import (
     Store,
-    StoredSweep,
     default_store_location,
     open_store,
     redacted,
     store_exists,
 )
+from sweepkit.core.lifecycle import CRASH_GRACE_S
+from sweepkit.core.records import RunRecord, StoredSweep, SweepInfo
 from sweepkit.errors import SweepkitError
 
 
@@ -114,7 +112,9 @@ class LocalBackend(Backend):
         self._existing(sweep_id)
         state = self.store.change_sweep_state(sweep_id, command)
         # A stopped or canceled sweep has no claims: its runs whose agents died are reaped here.
-        self.store.reap(sweep_id, crash_grace_s)
+        from sweepkit.runner.reaper import reap  # reads run logs (wandb's records)
+
+        reap(self.store, sweep_id, crash_grace_s)
         return state
 
     def sweep(self, sweep_id: str) -> SweepInfo:

@@ -18,10 +18,9 @@ from sweepkit.backends.base import (
     AgentResult,
     Backend,
     RunDetails,
-    RunRecord,
-    SweepInfo,
     UnknownSweepError,
 )
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.credentials import server_url, unreachable_reason, wandb_credentials_configured
 from sweepkit.errors import ConfigError, SweepkitError
 from sweepkit.log import note

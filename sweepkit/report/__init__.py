@@ -18,7 +18,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from sweepkit.backends.base import Backend, RunDetails, RunRecord, SweepInfo
+from sweepkit.backends.base import Backend, RunDetails
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import (
     compare,
     importance,

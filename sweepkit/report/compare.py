@@ -7,7 +7,8 @@ from __future__ import annotations
 import html
 from collections import Counter
 
-from sweepkit.backends.base import RunDetails, RunRecord
+from sweepkit.backends.base import RunDetails
+from sweepkit.core.records import RunRecord
 from sweepkit.report import predictions, selections
 from sweepkit.report.page import (
     class_axis,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sweepkit.backends.base import RunRecord, SweepInfo
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report.page import missing, paragraph
 
 MIN_RUNS = 3  # with two runs every correlation is +-1

@@ -7,7 +7,8 @@ import html
 
 import matplotlib.pyplot as plt
 
-from sweepkit.backends.base import RunDetails, RunRecord
+from sweepkit.backends.base import RunDetails
+from sweepkit.core.records import RunRecord
 from sweepkit.report import selections
 from sweepkit.report.page import (
     class_axis,

@@ -10,7 +10,8 @@ from typing import Any
 import matplotlib
 import matplotlib.pyplot as plt
 
-from sweepkit.backends.base import RunDetails, RunRecord, SweepInfo
+from sweepkit.backends.base import RunDetails
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import predictions, selections
 from sweepkit.report.page import data_uri, digit, fmt, grid, missing, paragraph, png
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sweepkit.backends.base import RunDetails, RunRecord
+from sweepkit.backends.base import RunDetails
+from sweepkit.core.records import RunRecord
 from sweepkit.report.page import missing, png
 
 GRID = np.linspace(0.0, 1.0, 101)  # where the per-class curves are averaged

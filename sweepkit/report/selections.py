@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-from sweepkit.backends.base import RunDetails, RunRecord, SweepInfo
+from sweepkit.backends.base import RunDetails
+from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.errors import SweepkitError
 from sweepkit.report import predictions
 from sweepkit.report.predictions import Prediction

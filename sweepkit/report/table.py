@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from sweepkit.backends.base import RunDetails, RunRecord
+from sweepkit.backends.base import RunDetails
+from sweepkit.core.records import RunRecord
 from sweepkit.report import predictions
 from sweepkit.report.page import asset, data_uri, missing, paragraph
 from sweepkit.report.predictions import SCORE_COLUMNS

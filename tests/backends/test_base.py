@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from sweepkit.backends.base import AgentResult, RunDetails, RunRecord, SweepInfo
+from sweepkit.backends.base import AgentResult, RunDetails
+from sweepkit.core.records import RunRecord, SweepInfo
 
 
 def run(id: str, state: str = "finished", metric: float | None = None, **fields) -> RunRecord:

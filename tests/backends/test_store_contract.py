@@ -19,8 +19,11 @@ import warnings
 import numpy as np
 import pytest
 
-from sweepkit.backends.store import Store, StoredRun, StoredSweep, StoreError, open_store, redacted
-from sweepkit.lifecycle import InvalidMove
+from sweepkit.backends.store import Store, StoreError, open_store, redacted
+from sweepkit.core.lifecycle import MAX_RETRIES, InvalidMove, check_move
+from sweepkit.core.records import StoredRun, StoredSweep
+from sweepkit.core.scheduling import unfinished_points
+from sweepkit.runner.reaper import reap
 from tests.logged import logged
 
 GRID_12 = {
@@ -153,13 +156,13 @@ def test_heartbeats_append_only_the_new_points_and_keep_a_bounded_prefix(
     store_location, monkeypatch
 ):
     import sweepkit.backends.store.base as store_module
-    from sweepkit.follow import RunMetrics
+    from sweepkit.core.records import MetricTally
 
     monkeypatch.setattr(store_module, "KEEP_POINTS", 5)
     store = open_store(store_location)
     sweep_id = store.create_sweep(HYPERBAND_GRID)
     run = store.claim_run(sweep_id)
-    metrics = RunMetrics("loss")
+    metrics = MetricTally("loss")
     # The second beat straddles the limit: only its first two points are kept.
     for beat in ([9.0, 8.0, 7.0], [6.0, 5.0, 4.0], [3.0, 2.0]):
         store.heartbeat(sweep_id, run.id, metrics.replay(beat, {}))  # each beat: its new points
@@ -210,7 +213,6 @@ def test_a_sweep_without_early_termination_keeps_no_points(store_location):
 def test_records_are_typed_and_an_unknown_sweep_is_none(store_location):
     store = open_store(store_location)
     assert store.sweep("local-nosuchid") is None and store.sweeps() == []
-    assert store.runs_to_stop("local-nosuchid") == set()
     sweep_id = store.create_sweep(GRID_12, name="my sweep", project="p")
     (sweep,) = store.sweeps()
     assert isinstance(sweep, StoredSweep) and sweep == store.sweep(sweep_id)
@@ -317,15 +319,38 @@ def test_a_claim_or_end_run_again_after_its_commit_landed_is_done_once(store_loc
     assert store.runs(sweep_id)[0].state == "finished"
 
 
-def test_a_claim_first_reaps_the_runs_whose_agents_died(store_location):
+def test_a_claim_after_the_reaper_offers_the_crashed_point_again(store_location):
     store = open_store(store_location)
-    sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2]}}})
+    sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1]}}})
     lost = store.claim_run(sweep_id)
-    again = store.claim_run(sweep_id, crash_grace_s=0.0)  # the first run's heartbeat is past it
+    assert store.claim_run(sweep_id) is None  # a claim alone reaps nothing: the run is going
+    assert reap(store, sweep_id, crash_grace_s=0.0) == [(lost.id, "crashed")]  # no beat since
+    again = store.claim_run(sweep_id)
     first, second = store.runs(sweep_id)
     assert (first.id, first.state) == (lost.id, "crashed")
     assert first.error == "no heartbeat for 0 s: its agent died" and first.summary == {}
     assert (second.retry_of, again.config) == (lost.id, lost.config)
+
+
+def test_an_end_is_guarded_with_the_state_read_under_the_lock(store_location, monkeypatch):
+    """Optuna's `check_trial_is_updatable` on the row just locked: the guard sees the state
+    the run has, not a constant 'running' (an end over an end is refused by the guard)."""
+    from sweepkit.backends.store import sql
+
+    asked = []
+
+    def guard(old: str, new: str) -> None:
+        asked.append((old, new))
+        return check_move(old, new)
+
+    monkeypatch.setattr(sql, "check_move", guard)
+    store = open_store(store_location)
+    sweep_id = store.create_sweep(GRID_12)
+    run = store.claim_run(sweep_id)
+    end = {"progress": None, "summary": {}, "run_dir": None}
+    assert store.finish_run(sweep_id, run.id, state="stopped", **end)
+    assert not store.finish_run(sweep_id, run.id, state="crashed", **end)  # the first end stands
+    assert asked == [("running", "stopped"), ("stopped", "crashed")]
 
 
 def test_a_reaper_loses_to_a_heartbeat_newer_than_its_cutoff(store_location):
@@ -372,7 +397,7 @@ def test_a_run_ends_once_and_only_into_an_end(store_location):
     (stored,) = store.runs(sweep_id)
     assert (stored.state, stored.error, stored.run_dir) == ("failed", "boom", "/r")
     assert stored.summary == {"loss": 0.5}
-    assert store.unfinished_points(sweep_id) == {"failed": 1}
+    assert unfinished_points(store.runs(sweep_id), MAX_RETRIES) == {"failed": 1}
 
 
 def test_sweep_commands_move_its_state_and_pause_hands_out_nothing(store_location):
@@ -393,13 +418,13 @@ def test_a_crashed_point_is_offered_again_then_lost_past_its_retries(store_locat
     first = store.claim_run(sweep_id)
     configs = [first.config]
     for _ in range(2):  # --retries 2: offered twice more, as attempts 2 and 3
-        store.reap(sweep_id, crash_grace_s=0.0)
-        configs.append(store.claim_run(sweep_id, crash_grace_s=0.0).config)
-    store.reap(sweep_id, crash_grace_s=0.0)
+        reap(store, sweep_id, crash_grace_s=0.0)
+        configs.append(store.claim_run(sweep_id).config)
+    reap(store, sweep_id, crash_grace_s=0.0)
     assert store.claim_run(sweep_id) is None
     assert configs == [first.config] * 3
     assert [r.attempt for r in store.runs(sweep_id)] == [1, 2, 3]
-    assert store.unfinished_points(sweep_id) == {"crashed": 1}
+    assert unfinished_points(store.runs(sweep_id), MAX_RETRIES) == {"crashed": 1}
     assert store.sweep_state(sweep_id) == "running"  # a lost point keeps it from finishing
 
 
@@ -504,7 +529,7 @@ def test_a_store_from_before_runs_were_numbered_numbers_them_in_claim_order(stor
 def test_a_claim_reads_the_same_facts_as_scheduling_computes_from_every_run(store_location, method):
     # The store's SQL (counts, extremes, only the unsettled runs for random search) must agree
     # with `SweepRuns.of`, the definition in Python, on the same runs.
-    from sweepkit.scheduling import SweepRuns, reads_past_runs
+    from sweepkit.core.scheduling import SweepRuns, reads_past_runs
 
     store = open_store(store_location)
     config = {"method": method, "parameters": {"x": {"values": list(range(8))}}}
@@ -585,7 +610,8 @@ def test_a_grid_claim_asks_the_engine_with_every_run_where_its_window_cannot_tel
     # A run that took a point the window does not hold (another engine release's, a point from
     # elsewhere) leaves the window unable to say what is next: the engine decides, holding the
     # sweep, and nothing is handed out twice.
-    from sweepkit import engine, scheduling
+    from sweepkit import engine
+    from sweepkit.core import scheduling
 
     store = open_store(store_location)
     sweep_id = store.create_sweep({"method": "grid", "parameters": {"x": {"values": [1, 2, 3, 4]}}})
@@ -636,7 +662,7 @@ def _engine_calls(monkeypatch) -> list[str]:
 def _small_windows(monkeypatch, *, prepared: int, below: int, stores: list) -> None:
     """Windows of a few points, so that a 12-point grid shows every step: `prepared` points
     worked out by prepare_claim, again when fewer than `below` are left."""
-    from sweepkit import scheduling
+    from sweepkit.core import scheduling
 
     for store in stores:
         store._prepare_below = below
@@ -647,7 +673,8 @@ def _small_windows(monkeypatch, *, prepared: int, below: int, stores: list) -> N
 def test_a_claim_prepared_while_a_run_trains_asks_the_engine_nothing(store_location, monkeypatch):
     # prepare_claim works out a long window (GRID_PREPARED) while the run trains; the claims
     # after it take their points from it, handing out what the engine would, in its order.
-    from sweepkit import engine, scheduling
+    from sweepkit import engine
+    from sweepkit.core import scheduling
 
     in_order = [_plain(run.config) for run in engine.next_runs(GRID_12, [], 12)]
     store = open_store(store_location)
@@ -715,7 +742,7 @@ def test_an_agent_starts_from_the_window_another_agent_worked_out(store_location
 def test_a_kept_window_is_replaced_only_by_a_newer_one(store_location, monkeypatch):
     # Two agents working windows out at once: the one past more runs stays, whichever of
     # them finished last.
-    from sweepkit import scheduling
+    from sweepkit.core import scheduling
 
     store, late = open_store(store_location), open_store(store_location)
     store._prepare_below, late._prepare_below = 3, 10
@@ -752,8 +779,8 @@ def test_a_kept_window_is_replaced_only_by_a_newer_one(store_location, monkeypat
 def test_each_agent_prepares_below_a_threshold_of_its_own(tmp_path):
     # Agents that started together would otherwise all work their windows out at once: each
     # draws its threshold between GRID_PREPARE_BELOW and half a prepared window.
-    from sweepkit import scheduling
     from sweepkit.backends.store.sql import SQLStore
+    from sweepkit.core import scheduling
 
     store = open_store(tmp_path / "s.db")
     random.seed(12)
@@ -774,7 +801,8 @@ def test_a_grid_claim_takes_out_of_its_window_the_points_claimed_while_it_waited
     # Holding the sweep, a claim reads only the runs claimed since its window was worked out
     # (not every run) and hands out the first point none of them took, asking the engine
     # nothing; it keeps the window, less those points, for its next claim.
-    from sweepkit import engine, scheduling
+    from sweepkit import engine
+    from sweepkit.core import scheduling
 
     in_order = [run.config for run in engine.next_runs(GRID_12, [], 12)]
     store, other = open_store(store_location), open_store(store_location)
@@ -824,7 +852,7 @@ def test_a_grid_claim_does_not_trust_its_window_past_a_run_without_a_number(stor
 
 _FIRST_CLAIM = """
 import sys
-from sweepkit import scheduling
+from sweepkit.core import scheduling
 from sweepkit.backends.store import open_store
 
 loaded = []

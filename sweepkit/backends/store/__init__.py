@@ -10,26 +10,13 @@ import os
 import urllib.parse
 from pathlib import Path
 
-from sweepkit.backends.store.base import (
-    KEEP_POINTS,
-    LOCAL_PREFIX,
-    SWEEP_COMMANDS,
-    ClaimedRun,
-    Store,
-    StoredRun,
-    StoredSweep,
-    StoreError,
-)
+from sweepkit.backends.store.base import KEEP_POINTS, LOCAL_PREFIX, Store, StoreError
 
 __all__ = [
     "KEEP_POINTS",
     "LOCAL_PREFIX",
-    "SWEEP_COMMANDS",
-    "ClaimedRun",
     "Store",
     "StoreError",
-    "StoredRun",
-    "StoredSweep",
     "default_store_location",
     "is_postgres",
     "open_store",

@@ -3,8 +3,8 @@
 A store is only storage (as Optuna's `storages/_base.py` is): sweeps, their
 runs and the runs' metric, as typed records. What to hand out next, when a
 sweep is done, which run is offered again and which runs hyperband stops is
-decided by `sweepkit.scheduling` on the records the store hands it, and a
-run's life by `sweepkit.lifecycle`. One test suite runs over every kind
+decided by `sweepkit.core.scheduling` on the records the store hands it, and a
+run's life by `sweepkit.core.lifecycle`. One test suite runs over every kind
 (tests/backends/test_store_contract.py): SQLite (one machine) and PostgreSQL
 (any number of machines).
 """
@@ -12,104 +12,19 @@ run's life by `sweepkit.lifecycle`. One test suite runs over every kind
 from __future__ import annotations
 
 import abc
-import dataclasses
-import json
-import time
 from pathlib import Path
 from typing import Any
 
-from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
+from sweepkit.core.lifecycle import MAX_RETRIES
+from sweepkit.core.records import ClaimedRun, MetricProgress, StoredRun, StoredSweep
 from sweepkit.errors import SweepkitError
-from sweepkit.follow import MetricProgress
 
 LOCAL_PREFIX = "local-"
 KEEP_POINTS = 10_000  # per run, for hyperband; past them it sees the run's min, max and last
-# Sweep states and the transitions `sweepkit stop|cancel|pause|resume` may make (W&B's own).
-SWEEP_COMMANDS = {
-    "stop": ("stopped", ("running", "paused")),  # no new runs; running runs finish
-    "cancel": ("canceled", ("running", "paused")),  # no new runs; running runs are killed
-    "pause": ("paused", ("running", "paused")),  # no new runs until resumed; agents wait
-    "resume": ("running", ("paused", "stopped", "running")),
-}
 
 
 class StoreError(SweepkitError):
     """The store cannot be opened, is not a sweepkit store, or failed after opening."""
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredSweep:
-    """A sweep as the store keeps it."""
-
-    id: str
-    name: str | None
-    project: str | None
-    entity: str | None
-    config: dict[str, Any]  # the sweep YAML
-    state: str  # running, paused, stopped, canceled, finished
-    created_at: float
-    wandb_sweep: str | None = None  # the W&B sweep `sweepkit sync` last created from it
-
-    @property
-    def keeps_points(self) -> bool:
-        """Whether its runs' first KEEP_POINTS metric points are kept (hyperband reads them)."""
-        return "early_terminate" in self.config
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ScheduledRun:
-    """What scheduling reads of a run: a claim loads this much of every run of the sweep, and
-    no more (no metric history, no error text).
-
-    `config` is parsed when read: only grid and bayes need the past runs' configs.
-    """
-
-    id: str  # the wandb run id
-    state: str  # a sweepkit.lifecycle.RunState value
-    config_json: str  # {"name": {"value": v}}, as the engine suggested it
-    attempt: int  # 2+: the same config again, after a crash or a preemption
-    retry_of: str | None  # the run whose point this one runs again
-    ended_at: float | None
-    metric_count: int  # points of the sweep metric logged
-    metric_min: float | None
-    metric_max: float | None
-    metric_last: float | None
-    metric_value: float | None  # the run's metric as W&B uses it (its summary)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return json.loads(self.config_json)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StoredRun(ScheduledRun):
-    """A run as the store keeps it: what `status`, the report, `sync` and the reaper read."""
-
-    name: str | None  # its readable name (wandb's run.name), e.g. quick-grid-3
-    created_at: float
-    heartbeat_at: float
-    log_file: str | None  # where its agent sent its output
-    wandb_dir: str | None  # its agent's WANDB_DIR: where the reaper looks for its folder
-    agent: str | None  # the label of the agent that ran it
-    host: str | None  # the machine it ran on
-    run_dir: str | None  # its wandb run folder (on `host`)
-    error: str | None
-    summary_json: str  # its summary entry for the sweep metric
-    synced_at: float | None  # when `sweepkit sync` uploaded its folder
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_json)
-
-
-@dataclasses.dataclass(frozen=True)
-class ClaimedRun:
-    """A run handed to an agent."""
-
-    id: str  # the wandb run id
-    display_name: str  # its readable name, as W&B's agent gives one: <sweep name>-<n>
-    config: dict[str, Any]  # {"name": {"value": v}}, as the engine suggested it
-    log_file: str | None  # where its output goes, if the agent asked for a file
 
 
 class Store(abc.ABC):
@@ -125,8 +40,9 @@ class Store(abc.ABC):
       before: `scheduling.draw_ahead`), so no two agents, on any machines,
       get the same grid point, and `run_cap` holds exactly.
     - A beat or an end writes nothing of a run that has already ended.
-    - A run ends once (`sweepkit.lifecycle.check_move`): the first end
-      recorded, by its agent or by the reaper, stands.
+    - A run ends once: every write of a run's state reads the state it has under
+      the lock and passes both to `sweepkit.core.lifecycle.check_move`; the
+      first end recorded, by its agent or by the reaper, stands.
     - A store keeps per run the metric's count, min, max and last and, for
       sweeps with `early_terminate`, its first KEEP_POINTS points: what it
       hands the engine does not grow with what a run logged.
@@ -179,7 +95,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def change_sweep_state(self, sweep_id: str, command: str) -> str:
-        """Apply stop|cancel|pause|resume (`SWEEP_COMMANDS`).
+        """Apply stop|cancel|pause|resume (`sweepkit.core.lifecycle.SWEEP_COMMANDS`) to the
+        state read under the lock (`sweep_move`).
 
         Returns:
             The sweep's new state.
@@ -200,22 +117,21 @@ class Store(abc.ABC):
         self,
         sweep_id: str,
         *,
-        crash_grace_s: float = CRASH_GRACE_S,
         max_retries: int = MAX_RETRIES,
         log_dir: str | Path | None = None,
         agent: str = "",
         retry_ended_before: float | None = None,
         wandb_dir: str | Path | None = None,
     ) -> ClaimedRun | None:
-        """Reserve the sweep's next run (`sweepkit.scheduling.choose`), in one transaction.
+        """Reserve the sweep's next run (`sweepkit.core.scheduling.choose`), in one transaction.
 
-        First the reaper (`reap`). Then what scheduling chooses on the sweep's
-        runs: a point offered again, or the engine's next suggestion, inserted
-        as a ``running`` run; a sweep with nothing left is marked finished.
+        What scheduling chooses on the sweep's runs: a point offered again, or
+        the engine's next suggestion, inserted as a ``running`` run; a sweep
+        with nothing left is marked finished. Runs whose agent died are the
+        reaper's to end first (`sweepkit.runner.reaper.reap`): a claim does not.
 
         Args:
             sweep_id: the sweep.
-            crash_grace_s: for the reaper.
             max_retries: times a crashed point is offered again.
             log_dir: the run's output is to go to ``log_dir/<run id>.log``.
             agent: the claiming agent's label, kept with the run.
@@ -300,60 +216,10 @@ class Store(abc.ABC):
 
     # What every kind derives from the above --------------------------------
 
-    def reap(self, sweep_id: str, crash_grace_s: float = CRASH_GRACE_S) -> list[tuple[str, str]]:
-        """Record the end of every run whose agent died (no heartbeat for `crash_grace_s`).
-
-        Each such run's own log decides (`lifecycle.judge_lost_run`): finished
-        if it holds a clean exit, else crashed. The log is read outside any
-        transaction; the end is written only if the run is still running with
-        a stale heartbeat (an agent that came back, or another reaper, wins).
-
-        Returns:
-            (run id, state recorded) of the runs reaped here.
-        """
-        from sweepkit.lifecycle import judge_lost_run
-
-        cutoff = time.time() - crash_grace_s
-        stale = self.stale_runs(sweep_id, cutoff)
-        sweep = self.sweep(sweep_id) if stale else None
-        if sweep is None:
-            return []
-        metric = sweep.config.get("metric") or {}
-        reaped = []
-        for run in stale:
-            verdict = judge_lost_run(
-                run.wandb_dir, run.id, metric.get("name"), metric.get("goal", "minimize"),
-                crash_grace_s,
-            )  # fmt: skip
-            if self.finish_run(
-                sweep_id, run.id, state=verdict.state.value, progress=verdict.progress,
-                summary={}, run_dir=verdict.run_dir, error=verdict.error, stale_before=cutoff,
-            ):  # fmt: skip
-                reaped.append((run.id, verdict.state.value))
-        return reaped
-
     @abc.abstractmethod
     def has_running(self, sweep_id: str) -> bool:
         """Whether a run of the sweep is going (here or under another agent), without reading
         every run."""
-
-    def unfinished_points(self, sweep_id: str, max_retries: int = MAX_RETRIES) -> dict[str, int]:
-        """Points of the sweep that ended without a result and will not be offered again on
-        their own: {"failed": n, "crashed": m} (crashed past `max_retries`)."""
-        from sweepkit import scheduling
-
-        return scheduling.unfinished_points(self.runs(sweep_id), max_retries)
-
-    def runs_to_stop(self, sweep_id: str) -> set[str]:
-        """Running runs that the sweep's early_terminate rule (hyperband) would stop now."""
-        from sweepkit import scheduling
-
-        sweep = self.sweep(sweep_id)
-        if sweep is None or not scheduling.stops_runs(sweep.config):
-            return set()
-        return scheduling.runs_to_stop(
-            sweep.config, self.runs(sweep_id), self.metric_points(sweep_id)
-        )
 
     def unsynced_runs(self, sweep_id: str) -> list[tuple[str, str]]:
         """(run id, run folder) of ended runs whose folders `sweepkit sync` has not uploaded."""

@@ -83,7 +83,7 @@ class _QmarkCursor:
 class PostgresStore(SQLStore):
     """Sweeps and their runs in a PostgreSQL database."""
 
-    _LOCK_SWEEP = " FOR UPDATE"
+    _LOCK_SWEEP = _LOCK_RUN = " FOR UPDATE"
     _HAS_SCHEMA_TABLE = (
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'sweepkit_schema'"
     )

@@ -23,21 +23,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sweepkit import engine, jsondata, scheduling
-from sweepkit.backends.base import CRASH_GRACE_S, MAX_RETRIES
+from sweepkit import engine, jsondata
 from sweepkit.backends.store import base
-from sweepkit.backends.store.base import (
-    LOCAL_PREFIX,
-    SWEEP_COMMANDS,
-    ClaimedRun,
-    ScheduledRun,
-    Store,
-    StoredRun,
-    StoredSweep,
-    StoreError,
+from sweepkit.backends.store.base import LOCAL_PREFIX, Store, StoreError
+from sweepkit.core import scheduling
+from sweepkit.core.lifecycle import (
+    MAX_RETRIES,
+    TERMINAL,
+    InvalidMove,
+    RunState,
+    check_move,
+    sweep_move,
 )
-from sweepkit.follow import MetricProgress
-from sweepkit.lifecycle import RunState, check_move
+from sweepkit.core.records import ClaimedRun, MetricProgress, ScheduledRun, StoredRun, StoredSweep
 
 T = TypeVar("T")
 
@@ -76,7 +74,7 @@ CREATE TABLE IF NOT EXISTS runs (
     wandb_dir    TEXT,                  -- its agent's WANDB_DIR: the reaper finds the run there
     agent        TEXT,                  -- the label of the agent that ran it (a worker: w0 gpu0)
     host         TEXT,                  -- the machine it ran on
-    state        TEXT NOT NULL,         -- a sweepkit.lifecycle.RunState
+    state        TEXT NOT NULL,         -- a sweepkit.core.lifecycle.RunState
     config       TEXT NOT NULL,         -- {"name": {"value": v}}, as the engine suggested it
     search_info  TEXT,                  -- what the engine attached to the suggestion
     summary      TEXT NOT NULL DEFAULT '{}',  -- the run's summary entry for the sweep metric
@@ -166,9 +164,10 @@ def _sweep(row: Sequence[Any]) -> StoredSweep:
 class SQLStore(Store):
     """A store over a SQL database; subclasses connect and run transactions."""
 
-    # Appended to the claim's read of its sweep: the lock that serialises claims (PostgreSQL
-    # `FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already holds the whole file).
+    # Appended to the claim's read of its sweep and an end's read of its run: the lock that
+    # serialises them (PostgreSQL `FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` holds the file).
     _LOCK_SWEEP = ""
+    _LOCK_RUN = ""
     # Whether the store has its version table yet (each kind's own catalogue).
     _HAS_SCHEMA_TABLE = "SELECT count(*) FROM sqlite_master WHERE name = 'sweepkit_schema'"
 
@@ -281,20 +280,20 @@ class SQLStore(Store):
         return self._transact(work, write=False)
 
     def change_sweep_state(self, sweep_id: str, command: str) -> str:
-        new_state, allowed_from = SWEEP_COMMANDS[command]
-
-        def work(cursor: Cursor) -> None:
+        def work(cursor: Cursor) -> str:
             cursor.execute(f"SELECT state FROM sweeps WHERE id = ?{self._LOCK_SWEEP}", (sweep_id,))
             (state,) = cursor.fetchone()
-            if state not in allowed_from:
-                raise StoreError(f"cannot {command} sweep {sweep_id}: it is {state}")
+            try:
+                new_state = sweep_move(command, state)
+            except InvalidMove:
+                raise StoreError(f"cannot {command} sweep {sweep_id}: it is {state}") from None
             cursor.execute(
                 "UPDATE sweeps SET state = ?, updated_at = ? WHERE id = ?",
-                (new_state, time.time(), sweep_id),
+                (new_state.value, time.time(), sweep_id),
             )
+            return new_state.value
 
-        self._transact(work)
-        return new_state
+        return self._transact(work)
 
     def sweep_state(self, sweep_id: str) -> str:
         def work(cursor: Cursor) -> str:
@@ -309,7 +308,6 @@ class SQLStore(Store):
         self,
         sweep_id: str,
         *,
-        crash_grace_s: float = CRASH_GRACE_S,
         max_retries: int = MAX_RETRIES,
         log_dir: str | Path | None = None,
         agent: str = "",
@@ -317,7 +315,6 @@ class SQLStore(Store):
         wandb_dir: str | Path | None = None,
     ) -> ClaimedRun | None:
         self.check_alive()
-        self.reap(sweep_id, crash_grace_s)
         engine.load_methods()  # its imports, not inside the transaction that holds the sweep
         config = self._transact(lambda cursor: self._config(cursor, sweep_id), write=False)
         if config is None:
@@ -605,26 +602,37 @@ class SQLStore(Store):
         error: str | None = None,
         stale_before: float | None = None,
     ) -> bool:
-        check_move(RunState.RUNNING, state)  # a terminal state; the WHERE below checks the rest
         state = RunState(state).value
         ended_at = time.time()
         metric_set, metric = _metric_columns(progress)
 
         def work(cursor: Cursor) -> bool:
             cursor.execute(
+                "SELECT state, ended_at, heartbeat_at FROM runs WHERE sweep_id = ? AND id = ?"
+                f"{self._LOCK_RUN}",
+                (sweep_id, run_id),
+            )  # fmt: skip
+            row = cursor.fetchone()
+            if row is None:
+                return False  # no such run
+            old, old_ended_at, beat = row
+            if (old, old_ended_at) == (state, ended_at):
+                return True  # run again on a new connection after the first try's commit landed
+            try:
+                check_move(old, state)  # the state just read under the lock, and the new one
+            except InvalidMove:
+                if RunState(state) in TERMINAL:
+                    return False  # its end was recorded already: the first end stands
+                raise  # not an end at all
+            if stale_before is not None and beat >= stale_before:
+                return False  # the reaper's end, of a run whose agent beat again meanwhile
+            cursor.execute(
                 "UPDATE runs SET state = ?, summary = ?, run_dir = coalesce(?, run_dir),"
                 f" error = ?, ended_at = ?, heartbeat_at = ?{metric_set}"
-                " WHERE sweep_id = ? AND id = ? AND state = 'running' AND heartbeat_at < ?",
-                (
-                    state, json.dumps(summary), run_dir, error, ended_at, ended_at, *metric,
-                    sweep_id, run_id, float("inf") if stale_before is None else stale_before,
-                ),
+                " WHERE sweep_id = ? AND id = ?",
+                (state, json.dumps(summary), run_dir, error, ended_at, ended_at, *metric,
+                 sweep_id, run_id),
             )  # fmt: skip
-            if cursor.rowcount != 1:
-                # Run again on a new connection after the first try's commit landed: it is ours.
-                cursor.execute("SELECT state, ended_at FROM runs WHERE sweep_id = ? AND id = ?",
-                               (sweep_id, run_id))  # fmt: skip
-                return tuple(cursor.fetchone() or ()) == (state, ended_at)
             if progress is not None:
                 self._keep_points(cursor, sweep_id, run_id, progress)
             return True

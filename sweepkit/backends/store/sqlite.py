@@ -19,7 +19,7 @@ from typing import TypeVar
 from sweepkit.backends.store.base import StoreError
 from sweepkit.backends.store.netfs import refuse_network_filesystem
 from sweepkit.backends.store.sql import METRIC_SET, Cursor, SQLStore, metric_values
-from sweepkit.follow import RunMetrics
+from sweepkit.core.records import MetricTally
 from sweepkit.log import note
 
 T = TypeVar("T")
@@ -197,7 +197,7 @@ class SQLiteStore(SQLStore):
                 "SELECT id, history, summary FROM runs WHERE sweep_id = ?", (sweep_id,)
             ).fetchall()
             for run_id, history, summary in rows:
-                tracked = RunMetrics(metric["name"], metric.get("goal", "minimize"))
+                tracked = MetricTally(metric["name"], metric.get("goal", "minimize"))
                 points = [row.get(metric["name"]) for row in json.loads(history)]
                 progress = tracked.replay(points, json.loads(summary))
                 cursor.execute(

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweepkit import engine
-from sweepkit.backends.store.base import ScheduledRun, StoredSweep
-from sweepkit.lifecycle import ENGINE_STATE, RunState
+from sweepkit.core.lifecycle import ENGINE_STATE, RunState
+from sweepkit.core.records import ScheduledRun, StoredSweep
 
 # Plain strings: compared once per run per claim, faster than the enum's own __eq__.
 _RUNNING, _CRASHED, _PREEMPTED, _FAILED = (
