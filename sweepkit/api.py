@@ -113,11 +113,11 @@ def agent(
         raise ConfigError(
             f"function must be callable (W&B's function agent calls it), got {function!r}"
         )
-    from sweepkit.agent import resolve_function
     from sweepkit.backends.base import DEFAULT_FUNCTION
     from sweepkit.backends.local import LocalBackend
     from sweepkit.launch import AgentLaunch, start
     from sweepkit.program import runs_a_command
+    from sweepkit.runner.target import resolve_function
 
     backend = LocalBackend()
     if function is None and not runs_a_command(backend.sweep(sweep_id).config, None):

@@ -33,6 +33,7 @@ from sweepkit.backends.base import Backend
 from sweepkit.backends.store import is_postgres
 from sweepkit.errors import SweepkitError
 from sweepkit.launch import AgentLaunch, Worker
+from sweepkit.runner.workspace import run_log_dir
 
 DEFAULT_IMAGE = "sweepkit:latest"
 # Passed by name: docker copies each value from the environment of `docker run` itself.
@@ -185,7 +186,7 @@ def start_containers(
     handed over on stdin with the W&B key."""
     server = store if store is not None and is_postgres(store) else None
     plan = plan_containers(launch)
-    log_dir = (launch.options.log_dir or launching.run_log_dir(sweep_id)).resolve()
+    log_dir = (launch.options.log_dir or run_log_dir(sweep_id)).resolve()
     mounts = Mounts(
         workdir=Path.cwd().resolve(),
         data_dir=data_dir.resolve(),

@@ -25,6 +25,7 @@ from sweepkit.errors import ConfigError
 from sweepkit.log import note
 from sweepkit.proctree import die_with_parent
 from sweepkit.progress import LiveLines, OutputTail, sweep_line, sweep_total, worker_line
+from sweepkit.runner.workspace import run_log_dir
 
 PROGRESS_EVERY_S = 2.0  # how often the live lines are redrawn from the store
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -57,7 +58,7 @@ class AgentLaunch:
     def preflight(self, sweep_config: dict[str, Any]) -> None:
         """Everything that would stop runs from starting, checked before a sweep is created:
         the options, the program or function, the GPUs."""
-        from sweepkit.agent import check_runnable  # imports wandb
+        from sweepkit.runner.target import check_runnable  # imports wandb for a program
 
         self.check()
         check_runnable(sweep_config, self.function)
@@ -136,12 +137,6 @@ def _say_done(result: AgentResult, sweep_id: str, label: str) -> None:
         f"{prefix}agent done: {result.performed} run(s), {result.failed} failed; "
         f"see them with: sweepkit status {sweep_id}"
     )
-
-
-def run_log_dir(sweep_id: str) -> Path:
-    """Where workers' runs write their output: beside the sweep's run folders."""
-    root = Path(os.environ.get("WANDB_DIR") or ".")
-    return root / "wandb" / f"sweep-{sweep_id.replace('/', '-')}" / "logs"
 
 
 def agent_args(

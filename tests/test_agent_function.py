@@ -1,5 +1,5 @@
 """How a function run is called and ended, in this process: what the forked child and the
-in-process run of a notebook do once they hold the function (`_call_function`), with real
+in-process run of a notebook do once they hold the function (`sweepkit.runner.child.call_function`), with real
 offline wandb runs read back from disk.
 
 The agent's loop around them is tests/test_agent_loop.py; real forked runs are in
@@ -19,11 +19,9 @@ import types
 import pytest
 import wandb
 
-import sweepkit.agent  # noqa: F401  (the package's `sweepkit.agent` is the function)
 from sweepkit.errors import ConfigError
+from sweepkit.runner import child, process, target, workspace
 from tests.wandb_disk import run_summary
-
-agent = sys.modules["sweepkit.agent"]
 
 
 def call(function, tmp_path, log_text: str | None = None) -> tuple[int, str]:
@@ -32,7 +30,7 @@ def call(function, tmp_path, log_text: str | None = None) -> tuple[int, str]:
     if log_text is not None:
         log_file = tmp_path / "run.log"
         log_file.write_text(log_text)
-    code = agent._call_function(function, str(error_file), log_file and str(log_file))
+    code = child.call_function(function, str(error_file), log_file and str(log_file))
     return code, error_file.read_text() if error_file.exists() else ""
 
 
@@ -69,20 +67,20 @@ def test_a_function_stopped_by_sigterm_exits_143_and_says_who_stopped_it_in_one_
     tmp_path, monkeypatch, capsys
 ):
     def stopped():
-        agent._raise_stopped(15, None)
+        child._raise_stopped(15, None)
 
-    monkeypatch.setattr(agent, "_stop_file", tmp_path / agent.STOP_FILE)
+    monkeypatch.setattr(child, "_stop_file", tmp_path / workspace.STOP_FILE)
     code, error = call(stopped, tmp_path)  # no reason left: not its agent's stop
-    assert code == agent.STOPPED_BY_SIGTERM == 143
+    assert code == child.STOPPED_BY_SIGTERM == 143
     outside = "sweepkit: stopped by SIGTERM from outside its agent (a scheduler, scancel or kill)"
     assert error == outside and capsys.readouterr().err == outside + "\n"
-    (tmp_path / agent.STOP_FILE).write_text("stopped by Ctrl-C\n")  # what its agent leaves
+    (tmp_path / workspace.STOP_FILE).write_text("stopped by Ctrl-C\n")  # what its agent leaves
     code, error = call(stopped, tmp_path, log_text="step 1\n")
     assert (code, error) == (143, "sweepkit: stopped by Ctrl-C")
     assert capsys.readouterr().err == "sweepkit: stopped by Ctrl-C\n"  # no traceback
     code, error = call(stopped, tmp_path, log_text="sweepkit: stopped by Ctrl-C\n")
     assert capsys.readouterr().err == ""  # `with wandb.init()` said it already
-    assert issubclass(agent.RunStopped, KeyboardInterrupt)  # user code sees Ctrl-C
+    assert issubclass(child.RunStopped, KeyboardInterrupt)  # user code sees Ctrl-C
 
 
 def test_a_run_the_function_left_open_is_finished(tmp_path):
@@ -111,7 +109,7 @@ def test_a_run_open_when_its_function_raised_ends_with_exit_code_1(tmp_path):
 
 def test_a_function_named_module_attr_is_imported(tmp_path):
     assert call("tests.test_agent_function:_done", tmp_path) == (0, "")
-    assert agent.resolve_function("os:path.join") is os.path.join  # a dotted attribute too
+    assert target.resolve_function("os:path.join") is os.path.join  # a dotted attribute too
 
 
 def _done():
@@ -132,20 +130,20 @@ def _done():
 )
 def test_a_function_reference_that_cannot_be_called_is_one_line(ref, said):
     with pytest.raises(ConfigError) as refused:
-        agent.resolve_function(ref)
+        target.resolve_function(ref)
     assert str(refused.value).startswith(said)
 
 
 def test_runs_that_could_not_start_are_refused_before_any_starts(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"program 'missing\.py' does not exist"):
-        agent.check_runnable({"program": "missing.py"}, None)  # the sweep's command
+        target.check_runnable({"program": "missing.py"}, None)  # the sweep's command
     with pytest.raises(ConfigError, match="--function no_such_module_x:f: cannot import"):
-        agent.check_runnable({"program": "missing.py"}, "no_such_module_x:f")  # it replaces it
-    monkeypatch.setattr(agent, "DEFAULT_FUNCTION", "no_such_module_y:train")
+        target.check_runnable({"program": "missing.py"}, "no_such_module_x:f")  # it replaces it
+    monkeypatch.setattr(target, "DEFAULT_FUNCTION", "no_such_module_y:train")
     with pytest.raises(ConfigError, match="--function no_such_module_y:train: cannot import"):
-        agent.check_runnable({"method": "grid"}, None)  # no command: sweepkit's train
-    agent.check_runnable({"program": "missing.py"}, _done)  # a function in hand: nothing to import
+        target.check_runnable({"method": "grid"}, None)  # no command: sweepkit's train
+    target.check_runnable({"program": "missing.py"}, _done)  # a function in hand: nothing to import
 
 
 def test_an_in_process_run_gets_the_runs_environment_and_gives_it_back(tmp_path, monkeypatch):
@@ -156,7 +154,7 @@ def test_an_in_process_run_gets_the_runs_environment_and_gives_it_back(tmp_path,
     def function():
         seen.update({k: os.environ.get(k) for k in ("WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH")})
 
-    run = agent._InProcessRun(
+    run = process._InProcessRun(
         function,
         {"WANDB_RUN_ID": "r1", "WANDB_SWEEP_PARAM_PATH": "/p.yaml"},
         str(tmp_path / "e"),
@@ -165,7 +163,7 @@ def test_an_in_process_run_gets_the_runs_environment_and_gives_it_back(tmp_path,
     assert seen == {"WANDB_RUN_ID": "r1", "WANDB_SWEEP_PARAM_PATH": "/p.yaml"}
     assert os.environ["WANDB_RUN_ID"] == "the-sessions"  # the session's own again
     assert "WANDB_SWEEP_PARAM_PATH" not in os.environ
-    failed = agent._InProcessRun(fails, {}, str(tmp_path / "e"))
+    failed = process._InProcessRun(fails, {}, str(tmp_path / "e"))
     assert failed.wait_for(60) == 1 and "negative" in (tmp_path / "e").read_text()
 
 
@@ -177,7 +175,7 @@ def test_an_in_process_run_is_stopped_by_an_exception_in_its_thread(tmp_path):
         while not release.is_set():  # a Python loop: the exception lands at its next line
             pass
 
-    run = agent._InProcessRun(loops, {}, str(tmp_path / "e"))
+    run = process._InProcessRun(loops, {}, str(tmp_path / "e"))
     assert going.wait(60) and run.poll() is None
     run.terminate()
     code = run.wait_for(60)
@@ -198,7 +196,7 @@ def test_undecodable_bytes_in_a_runs_output_are_read_past(tmp_path, capsys):
         b"\xff\xfe binary\nValueError: the learning rate is negative\n"
     )
     error_file = tmp_path / "error.txt"
-    assert agent._call_function(fails, str(error_file), str(tmp_path / "run.log")) == 1
+    assert child.call_function(fails, str(error_file), str(tmp_path / "run.log")) == 1
     assert capsys.readouterr().err == ""
 
 
@@ -218,12 +216,12 @@ def test_only_the_last_4_kib_of_a_runs_output_are_read(tmp_path, capsys, extra, 
 def test_a_wandb_finish_that_fails_after_the_function_raised_leaves_the_functions_error(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(agent.wandb, "run", object())  # a run the function left open
+    monkeypatch.setattr(child.wandb, "run", object())  # a run the function left open
 
     def broken_finish(**kwargs):
         raise RuntimeError("the service is gone")
 
-    monkeypatch.setattr(agent.wandb, "finish", broken_finish)
+    monkeypatch.setattr(child.wandb, "finish", broken_finish)
     code, error = call(fails, tmp_path)
     assert code == 1 and error.rstrip().endswith("the learning rate is negative")
 
@@ -237,8 +235,8 @@ def as_child(monkeypatch):
     the streams and their buffering, the three signal handlers, the environment. Making a
     process group and the parent-death signal are recorded instead (they would be pytest's)."""
     calls: list[str] = []
-    monkeypatch.setattr(agent.os, "setpgrp", lambda: calls.append("setpgrp"))
-    monkeypatch.setattr(agent.proctree, "die_with_parent", lambda: calls.append("die"))
+    monkeypatch.setattr(child.os, "setpgrp", lambda: calls.append("setpgrp"))
+    monkeypatch.setattr(child.proctree, "die_with_parent", lambda: calls.append("die"))
     monkeypatch.delenv("SWEEPKIT_TEST_CHILD", raising=False)
     fds = os.dup(1), os.dup(2)
     streams = sys.stdout, sys.stderr
@@ -250,7 +248,7 @@ def as_child(monkeypatch):
 
     def run(function, log_file, agent_fds=()) -> int:
         with pytest.raises(SystemExit) as exited:
-            agent._run_function_child(
+            child.run_function_child(
                 function, {"SWEEPKIT_TEST_CHILD": "1"}, str(log_file.parent / "error.txt"),
                 str(log_file), agent_fds,
             )  # fmt: skip
@@ -316,7 +314,7 @@ def test_a_child_closes_the_agents_descriptors_and_takes_the_runs_signal_handler
         os.write(write_end, b"x")
     os.close(write_end)
     assert seen == {
-        signal.SIGTERM: agent._raise_stopped,  # a stop raises, so `with wandb.init()` finishes
+        signal.SIGTERM: child._raise_stopped,  # a stop raises, so `with wandb.init()` finishes
         signal.SIGINT: signal.default_int_handler,
         signal.SIGHUP: signal.SIG_DFL,
     }
@@ -333,7 +331,7 @@ def test_a_stop_while_the_child_sets_up_ends_it_quietly_with_143(as_child, tmp_p
 
     signal.signal(signal.SIGTERM, too_early)
     monkeypatch.setattr(
-        agent.proctree, "die_with_parent", lambda: os.kill(os.getpid(), signal.SIGTERM)
+        child.proctree, "die_with_parent", lambda: os.kill(os.getpid(), signal.SIGTERM)
     )
     assert run(lambda: pytest.fail("the function ran"), tmp_path / "run.log") == 143
     assert not (tmp_path / "error.txt").exists()
@@ -362,41 +360,41 @@ def test_a_child_whose_output_ends_with_the_traceback_does_not_write_it_again(as
 
 
 def test_a_module_attr_runs_from_the_fork_server_and_a_scripts_function_is_forked(monkeypatch):
-    assert agent.place("mypkg.train:main") == (agent.FORKSERVER, "mypkg.train:main")
-    monkeypatch.setattr(agent, "_interactive_session", lambda: False)
-    assert agent.place(fails) == (agent.FORK, fails)
+    assert target.place("mypkg.train:main") == (target.FORKSERVER, "mypkg.train:main")
+    monkeypatch.setattr(target, "_interactive_session", lambda: False)
+    assert target.place(fails) == (target.FORK, fails)
 
 
 def test_a_sessions_function_runs_from_the_fork_server_if_importable_else_here(monkeypatch):
-    monkeypatch.setattr(agent, "_interactive_session", lambda: True)
-    assert agent.place(fails) == (agent.FORKSERVER, "tests.test_agent_function:fails")
+    monkeypatch.setattr(target, "_interactive_session", lambda: True)
+    assert target.place(fails) == (target.FORKSERVER, "tests.test_agent_function:fails")
     in_session = lambda: None  # noqa: E731
-    assert agent.place(in_session) == (agent.IN_PROCESS, in_session)
+    assert target.place(in_session) == (target.IN_PROCESS, in_session)
 
 
 def test_an_importable_reference_is_the_very_function_a_fresh_import_gives():
-    assert agent.importable_reference(fails) == "tests.test_agent_function:fails"
-    assert agent.importable_reference(os.path.join) == "posixpath:join"
-    assert agent.importable_reference(lambda: None) is None  # "<lambda>" in its qualname
+    assert target.importable_reference(fails) == "tests.test_agent_function:fails"
+    assert target.importable_reference(os.path.join) == "posixpath:join"
+    assert target.importable_reference(lambda: None) is None  # "<lambda>" in its qualname
 
     def closure():
         return None
 
-    assert agent.importable_reference(closure) is None  # "<locals>"
+    assert target.importable_reference(closure) is None  # "<locals>"
     for module in ("__main__", "__mp_main__"):
         assert (
-            agent.importable_reference(types.FunctionType(fails.__code__, {"__name__": module}))
+            target.importable_reference(types.FunctionType(fails.__code__, {"__name__": module}))
             is None
         )
     shadow = types.FunctionType(fails.__code__, {})  # named like `fails`, but not that object
     shadow.__module__, shadow.__qualname__ = __name__, "fails"
-    assert agent.importable_reference(shadow) is None
+    assert target.importable_reference(shadow) is None
     gone = types.FunctionType(fails.__code__, {})
     gone.__module__, gone.__qualname__ = "no_such_module_x", "f"
-    assert agent.importable_reference(gone) is None  # an import that fails is no reference
+    assert target.importable_reference(gone) is None  # an import that fails is no reference
     nameless = types.SimpleNamespace(__qualname__="f")
-    assert agent.importable_reference(nameless) is None  # no __module__
-    assert agent.importable_reference(CallableThing()) is None  # an instance: no __qualname__
+    assert target.importable_reference(nameless) is None  # no __module__
+    assert target.importable_reference(CallableThing()) is None  # an instance: no __qualname__
 
 
 class CallableThing:
@@ -412,7 +410,7 @@ def test_a_function_of_the_main_script_is_no_reference(monkeypatch, main):
     in_script.__module__, in_script.__qualname__ = main, "in_script"
     script.in_script = in_script
     monkeypatch.setitem(sys.modules, main, script)
-    assert agent.importable_reference(in_script) is None
+    assert target.importable_reference(in_script) is None
 
 
 @pytest.mark.parametrize(
@@ -435,7 +433,7 @@ def test_a_session_is_told_from_a_script(tmp_path, monkeypatch, main_file, ipyth
         monkeypatch.delitem(sys.modules, "IPython", raising=False)
     else:
         monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=ipython))
-    assert agent._interactive_session() is interactive
+    assert target._interactive_session() is interactive
 
 
 def test_ipython_without_get_ipython_is_not_a_session(tmp_path, monkeypatch):
@@ -444,28 +442,28 @@ def test_ipython_without_get_ipython_is_not_a_session(tmp_path, monkeypatch):
     main.__file__ = str(tmp_path / "a_script.py")
     monkeypatch.setitem(sys.modules, "__main__", main)
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace())
-    assert agent._interactive_session() is False
+    assert target._interactive_session() is False
 
 
 # --- an in-process run's details ------------------------------------------------------------------
 
 
 def test_an_in_process_run_does_not_keep_the_session_from_ending(tmp_path):
-    run = agent._InProcessRun(lambda: None, {}, str(tmp_path / "e"))
+    run = process._InProcessRun(lambda: None, {}, str(tmp_path / "e"))
     assert run._thread.daemon is True  # one stuck in C code must not hold the interpreter
     assert run.wait_for(60) == 0
 
 
 def test_an_in_process_run_that_died_before_its_function_is_a_failed_run(tmp_path, monkeypatch):
-    real_teardown = agent.wandb.teardown
+    real_teardown = child.wandb.teardown
 
     def teardown_fails():
-        monkeypatch.setattr(agent.wandb, "teardown", real_teardown)  # this once
+        monkeypatch.setattr(child.wandb, "teardown", real_teardown)  # this once
         raise RuntimeError("wandb could not tear down")
 
-    monkeypatch.setattr(agent.wandb, "teardown", teardown_fails)
+    monkeypatch.setattr(child.wandb, "teardown", teardown_fails)
     monkeypatch.setattr(threading, "excepthook", lambda args: None)  # its thread's traceback
-    run = agent._InProcessRun(lambda: None, {}, str(tmp_path / "e"))
+    run = process._InProcessRun(lambda: None, {}, str(tmp_path / "e"))
     assert run.wait_for(60) == 1
 
 
@@ -473,14 +471,14 @@ def test_an_in_process_run_connects_to_no_service_and_leaves_none_named(tmp_path
     """The session's service is torn down before the run (as W&B's agent does), and the one the
     run started ends with it: neither address may stay in the session's environment."""
     monkeypatch.setenv("WANDB_SERVICE", "the-sessions-service")
-    monkeypatch.setattr(agent.wandb, "teardown", lambda: None)  # nothing real to tear down here
+    monkeypatch.setattr(child.wandb, "teardown", lambda: None)  # nothing real to tear down here
     seen = {}
 
     def function():
         seen["service"] = os.environ.get("WANDB_SERVICE")
         os.environ["WANDB_SERVICE"] = "the-runs-service"  # as wandb.init would set it
 
-    run = agent._InProcessRun(
+    run = process._InProcessRun(
         function, {"WANDB_SERVICE": "the-sessions-service"}, str(tmp_path / "e")
     )
     assert run.wait_for(60) == 0
@@ -490,7 +488,7 @@ def test_an_in_process_run_connects_to_no_service_and_leaves_none_named(tmp_path
 
 def test_an_in_process_run_is_waited_on_for_the_time_asked(tmp_path):
     release = threading.Event()
-    run = agent._InProcessRun(lambda: release.wait(60), {}, str(tmp_path / "e"))
+    run = process._InProcessRun(lambda: release.wait(60), {}, str(tmp_path / "e"))
     assert run.wait_for(0.01) is None  # still going: the wait ends anyway
     release.set()
     assert run.wait_for(60) == 0
@@ -502,7 +500,7 @@ def test_terminate_raises_keyboardinterrupt_in_a_live_run_only(tmp_path, monkeyp
         ctypes.pythonapi, "PyThreadState_SetAsyncExc", lambda *args: sent.append(args)
     )
     release = threading.Event()
-    run = agent._InProcessRun(lambda: release.wait(60), {}, str(tmp_path / "e"))
+    run = process._InProcessRun(lambda: release.wait(60), {}, str(tmp_path / "e"))
     ident = run._thread.ident
     run.terminate()
     release.set()

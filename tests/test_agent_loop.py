@@ -27,14 +27,13 @@ from typing import ClassVar
 import pytest
 import yaml
 
-import sweepkit.agent  # noqa: F401  (the package's `sweepkit.agent` is the function)
 from sweepkit import launch
 from sweepkit.backends.base import AgentOptions
 from sweepkit.backends.store import Store, open_store
 from sweepkit.core.records import MetricProgress
 from sweepkit.follow import RunFollower
+from sweepkit.runner import loop, process, target, workspace
 
-agent = sys.modules["sweepkit.agent"]  # the module: its loop, and HEARTBEAT_S to shorten
 DEADLINE_S = 60.0  # only against a hang
 
 # The run: its flags say what to do. `--env=FILE` writes its WANDB_* variables there.
@@ -87,7 +86,7 @@ def sweep(tmp_path, monkeypatch):
     """Make a program sweep in a fresh store; returns (store, make) where make(parameters,
     **config) registers a sweep of PROGRAM and returns its id."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(agent, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.1)
     # These runs never call wandb.init: the agent's wait for their last records is short.
     monkeypatch.setattr(RunFollower, "QUIET_S", 0.1)
     (tmp_path / "prog.py").write_text(PROGRAM)
@@ -151,7 +150,7 @@ def test_the_agent_holds_sigint_sigterm_and_sighup_only_while_it_runs():
     end the test run itself rather than fail one test."""
     names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     before = [signal.getsignal(signum) for signum in names]
-    with agent._Interrupts("") as interrupts:
+    with loop._Interrupts("") as interrupts:
         assert [signal.getsignal(signum) for signum in names] == [
             interrupts._on_sigint, interrupts._on_sigterm, interrupts._on_sigterm
         ]  # fmt: skip
@@ -167,7 +166,7 @@ def test_count_bounds_the_runs_and_a_non_zero_exit_is_a_failed_run_naming_its_co
     store, make = sweep
     sweep_id = make(values(code=["ok", "3", "ok-2", "4"]))
     setups = counting_wandb_setups(monkeypatch)
-    result = agent.run_agent(store, sweep_id, count=3)
+    result = loop.run_agent(store, sweep_id, count=3)
     assert setups == []  # a program starts its own wandb service
     assert (result.performed, result.failed, result.gave_up) == (3, 1, None)
     assert states(store, sweep_id) == [
@@ -186,7 +185,7 @@ def test_count_bounds_the_runs_and_a_non_zero_exit_is_a_failed_run_naming_its_co
 def test_an_agent_runs_the_sweep_to_its_end_without_a_count(sweep):
     store, make = sweep
     sweep_id = make(values(i=[1, 2, 3]))
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     assert (result.performed, result.failed, result.exit_code) == (3, 0, 0)
     assert [s for s, _ in states(store, sweep_id)] == ["finished"] * 3
     assert store.sweep_state(sweep_id) == "finished" and result.unfinished == {}
@@ -203,14 +202,14 @@ def test_the_agent_prepares_its_next_claim_while_each_run_goes(sweep, monkeypatc
         seen.append((prepared_id, [r.state for r in store.runs(sweep_id)]))
 
     monkeypatch.setattr(store, "prepare_claim", prepare_claim)
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     assert seen == [(sweep_id, ["running"]), (sweep_id, ["finished", "running"])]
 
 
 def test_max_failures_in_a_row_makes_the_agent_give_up_naming_the_last_error(sweep):
     store, make = sweep
     sweep_id = make(values(code=["1", "2", "5", "6"]))
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_failures=3))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(max_failures=3))
     assert (result.performed, result.failed) == (3, 3)
     assert result.gave_up == "3 runs failed in a row; the last: exited with code 5"
     assert result.exit_code == 1
@@ -219,7 +218,7 @@ def test_max_failures_in_a_row_makes_the_agent_give_up_naming_the_last_error(swe
 def test_max_failures_counts_failures_in_a_row_not_in_total(sweep):
     store, make = sweep
     sweep_id = make(values(code=["1", "ok", "2", "ok-2", "3", "4"]))
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_failures=2))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(max_failures=2))
     assert (result.performed, result.failed) == (6, 4)  # gave up after 3 and 4, in a row
     assert result.gave_up == "2 runs failed in a row; the last: exited with code 4"
 
@@ -227,7 +226,7 @@ def test_max_failures_counts_failures_in_a_row_not_in_total(sweep):
 def test_max_failures_defaults_to_five(sweep):
     store, make = sweep
     sweep_id = make(values(code=[str(c) for c in range(1, 8)]))
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     assert (result.performed, result.failed) == (5, 5)
     assert result.gave_up == "5 runs failed in a row; the last: exited with code 5"
 
@@ -235,7 +234,7 @@ def test_max_failures_defaults_to_five(sweep):
 def test_a_command_that_cannot_start_is_a_failed_run_and_the_agent_goes_on(sweep, capsys):
     store, make = sweep
     sweep_id = make(values(i=[1, 2]), command=["./no-such-command", "${args}"])
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_failures=5))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(max_failures=5))
     assert (result.performed, result.failed) == (2, 2)
     runs = states(store, sweep_id)
     assert [s for s, _ in runs] == ["failed", "failed"]
@@ -248,7 +247,7 @@ def test_a_command_that_cannot_start_is_a_failed_run_and_the_agent_goes_on(sweep
 def test_a_run_past_its_timeout_is_ended_and_failed(sweep):
     store, make = sweep
     sweep_id = make(values(sleep=[60]))
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.3))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.3))
     assert (result.performed, result.failed) == (1, 1)
     assert states(store, sweep_id) == [("failed", "timed out after 0.3 s (--run-timeout)")]
 
@@ -256,7 +255,7 @@ def test_a_run_past_its_timeout_is_ended_and_failed(sweep):
 def test_a_run_within_its_timeout_is_left_alone(sweep):
     store, make = sweep
     sweep_id = make(values(sleep=[0.3]))
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=30))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=30))
     assert states(store, sweep_id) == [("finished", "")] and result.exit_code == 0
 
 
@@ -278,7 +277,7 @@ def test_a_running_run_beats_and_its_agent_stops_it_when_the_sweep_is_canceled(s
         other.change_sweep_state(sweep_id, "cancel")
 
     thread = when_running(tmp_path / "sweeps.db", sweep_id, cancel)
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     thread.join()
     assert states(store, sweep_id) == [("killed", "the sweep was canceled")]  # no second run
     assert (result.performed, result.failed) == (1, 0)
@@ -286,12 +285,12 @@ def test_a_running_run_beats_and_its_agent_stops_it_when_the_sweep_is_canceled(s
 
 def test_a_run_that_ignores_sigterm_is_killed_after_the_stop_grace(sweep, tmp_path, monkeypatch):
     store, make = sweep
-    monkeypatch.setattr(agent, "STOP_GRACE_S", 0.5)
+    monkeypatch.setattr(loop, "STOP_GRACE_S", 0.5)
     sweep_id = make(values(sleep=[60], ignore_term=[True]))
     cancel = when_running(
         tmp_path / "sweeps.db", sweep_id, lambda s: s.change_sweep_state(sweep_id, "cancel")
     )
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     cancel.join()
     assert states(store, sweep_id) == [("killed", "the sweep was canceled")]
 
@@ -306,8 +305,8 @@ def test_early_termination_stops_the_runs_the_sweep_names(sweep, monkeypatch):
         return {r.id for r in asked_store.runs(sweep_id) if r.state == "running"}
 
     # The rule is the engine's, on the store's records (tested in test_engine.py).
-    monkeypatch.setattr(agent, "_runs_to_stop", runs_to_stop)
-    result = agent.run_agent(store, sweep_id)
+    monkeypatch.setattr(loop, "_runs_to_stop", runs_to_stop)
+    result = loop.run_agent(store, sweep_id)
     assert states(store, sweep_id) == [("stopped", "stopped by early termination")]
     assert set(stop_asked) == {sweep_id} and result.exit_code == 0
 
@@ -337,7 +336,7 @@ def test_a_paused_sweep_holds_the_agent_until_it_is_resumed(sweep, tmp_path, mon
 
     thread = threading.Thread(target=resume, daemon=True)
     thread.start()
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     thread.join()
     assert result.performed == 2 and store.sweep_state(sweep_id) == "finished"
     err = capsys.readouterr().err
@@ -348,7 +347,7 @@ def test_a_stopped_sweep_ends_the_agent_at_once(sweep):
     store, make = sweep
     sweep_id = make(values(i=[1, 2]))
     store.change_sweep_state(sweep_id, "stop")
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     assert result.performed == 0 and states(store, sweep_id) == []
 
 
@@ -358,7 +357,7 @@ def test_an_agent_with_only_points_lost_for_good_left_returns_and_says_so(sweep)
     run = store.claim_run(sweep_id, max_retries=0)
     store.finish_run(sweep_id, run.id, state="crashed", progress=None, summary={}, run_dir=None)
     assert store.sweep_state(sweep_id) == "running"  # its one point is lost, not finished
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_retries=0))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(max_retries=0))
     assert result.performed == 0 and result.unfinished == {"crashed": 1}
     assert result.exit_code == 1
 
@@ -369,14 +368,14 @@ def test_an_agent_waits_while_another_agents_run_is_going_and_says_so_once(
     store, make = sweep
     sweep_id = make(values(i=[1]))
     claimed, waiting = threading.Event(), threading.Event()
-    said = agent.note
+    said = loop.note
 
     def note(line: str) -> None:
         said(line)
         if "has runs still going elsewhere" in line:
             waiting.set()
 
-    monkeypatch.setattr(agent, "note", note)
+    monkeypatch.setattr(loop, "note", note)
 
     def another_agent() -> None:  # its own connection, in its own thread
         other = open_store(tmp_path / "sweeps.db")
@@ -392,7 +391,7 @@ def test_an_agent_waits_while_another_agents_run_is_going_and_says_so_once(
     thread = threading.Thread(target=another_agent, daemon=True)
     thread.start()
     assert claimed.wait(DEADLINE_S)
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     thread.join()
     assert result.performed == 0 and store.sweep_state(sweep_id) == "finished"
     assert capsys.readouterr().err.count("has runs still going elsewhere: waiting") == 1
@@ -408,7 +407,7 @@ def test_sigterm_preempts_the_run_its_point_is_offered_again_and_the_exit_code_s
     store, make = sweep
     sweep_id = make(values(sleep=[60]))
     thread = when_running(tmp_path / "sweeps.db", sweep_id, signal_self(signum))
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     thread.join()
     assert states(store, sweep_id) == [
         ("preempted", "preempted: its agent got SIGTERM; offered again")
@@ -431,7 +430,7 @@ def test_sigterm_between_runs_preempts_nothing_and_says_so(sweep, monkeypatch, c
         if "is paused: waiting" in line:
             waiting.set()
 
-    monkeypatch.setattr(agent, "note", said)
+    monkeypatch.setattr(loop, "note", said)
 
     def preempt_once_waiting() -> None:
         assert waiting.wait(DEADLINE_S), "the agent never waited"
@@ -439,7 +438,7 @@ def test_sigterm_between_runs_preempts_nothing_and_says_so(sweep, monkeypatch, c
 
     thread = threading.Thread(target=preempt_once_waiting)
     thread.start()
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     thread.join()
     assert result.preempted and result.preempted_run is None and result.exit_code == 143
     assert store.runs(sweep_id) == []
@@ -471,7 +470,7 @@ def test_a_run_that_died_of_sigterm_before_its_agent_got_its_own_is_preempted(sw
         os.kill(os.getpid(), signal.SIGTERM)
 
     thread = when_running(tmp_path / "sweeps.db", sweep_id, run_first_then_agent)
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     thread.join()
     assert states(store, sweep_id) == [
         ("preempted", "preempted: its agent got SIGTERM; offered again")
@@ -481,7 +480,7 @@ def test_a_run_that_died_of_sigterm_before_its_agent_got_its_own_is_preempted(sw
 
 def test_a_run_killed_by_a_signal_with_its_agent_left_alone_is_failed(sweep, tmp_path, monkeypatch):
     store, make = sweep
-    monkeypatch.setattr(agent, "SIGTERM_SKEW_S", 0.2)
+    monkeypatch.setattr(loop, "SIGTERM_SKEW_S", 0.2)
     pid_file = tmp_path / "run.pid"
     sweep_id = make(values(sleep=[60], pid=[str(pid_file)]))
 
@@ -489,7 +488,7 @@ def test_a_run_killed_by_a_signal_with_its_agent_left_alone_is_failed(sweep, tmp
         os.kill(run_pid(pid_file), signal.SIGKILL)  # the OOM killer, say
 
     thread = when_running(tmp_path / "sweeps.db", sweep_id, kill_the_run)
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     thread.join()
     assert states(store, sweep_id) == [("failed", "exited with code -9")]
     assert result.exit_code == 1 and not result.preempted
@@ -500,7 +499,7 @@ def test_ctrl_c_once_lets_the_run_finish_then_stops(sweep, tmp_path, capsys, lab
     store, make = sweep
     sweep_id = make(values(sleep=[0.6, 0.7]))
     thread = when_running(tmp_path / "sweeps.db", sweep_id, signal_self(signal.SIGINT))
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(label=label))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(label=label))
     thread.join()
     assert states(store, sweep_id) == [("finished", "")]  # the second point was not started
     assert result.interrupted is True and result.preempted is False and result.exit_code == 130
@@ -513,13 +512,13 @@ def test_ctrl_c_twice_stops_the_run_now(sweep, tmp_path):
     store, make = sweep
     sweep_id = make(values(sleep=[60, 61]))
     thread = when_running(tmp_path / "sweeps.db", sweep_id, stop_twice)
-    result = agent.run_agent(store, sweep_id)
+    result = loop.run_agent(store, sweep_id)
     thread.join()
     assert states(store, sweep_id) == [("killed", "stopped by Ctrl-C")]
     assert result.interrupted and result.exit_code == 130
 
 
-class RecordingLiveLines(agent.LiveLines):
+class RecordingLiveLines(loop.LiveLines):
     """Live lines as on a terminal, recorded instead of drawn."""
 
     shown: ClassVar[list[list[str]]] = []
@@ -541,17 +540,17 @@ def test_on_a_terminal_the_live_lines_show_the_sweep_and_this_agents_share(sweep
     from sweepkit.backends.local import LocalBackend
 
     store, make = sweep
-    monkeypatch.setattr(agent, "LiveLines", RecordingLiveLines)
+    monkeypatch.setattr(loop, "LiveLines", RecordingLiveLines)
     monkeypatch.setattr(RecordingLiveLines, "shown", [])
     sweep_id = make(values(code=["0", "3", "ok"]))
     backend = LocalBackend(store.location)
-    agent.run_agent(store, sweep_id, count=2, sweep_info=lambda: backend.sweep(sweep_id))
+    loop.run_agent(store, sweep_id, count=2, sweep_info=lambda: backend.sweep(sweep_id))
     assert RecordingLiveLines.shown[-1] == [
         f"{sweep_id}: 1/3 finished, 1 failed, 0 running",
         "  this agent: 2/2 runs, 1 failed",
     ]
     monkeypatch.setattr(RecordingLiveLines, "shown", [])
-    agent.run_agent(store, sweep_id)  # no count, no sweep_info: nothing to show
+    loop.run_agent(store, sweep_id)  # no count, no sweep_info: nothing to show
     assert RecordingLiveLines.shown and not any(RecordingLiveLines.shown)
 
 
@@ -573,12 +572,12 @@ def test_a_store_that_fails_while_the_agent_is_told_to_stop_gives_up_with_the_si
 
     def lost(*args, **kwargs):
         told_to_stop_at_failure.append(store.stop_waiting())
-        raise agent.StoreError("the store went away")
+        raise loop.StoreError("the store went away")
 
     monkeypatch.setattr(store, "finish_run", lost)
     thread = when_running(tmp_path / "sweeps.db", sweep_id, stop)
-    with pytest.raises(agent.StoreError) as raised:
-        agent.run_agent(store, sweep_id)
+    with pytest.raises(loop.StoreError) as raised:
+        loop.run_agent(store, sweep_id)
     thread.join()
     assert raised.value.exit_code == code and told_to_stop_at_failure == [True]
     assert "stop_waiting" not in vars(store)  # a library caller's store waits as before
@@ -591,7 +590,7 @@ def test_the_callers_signal_handlers_are_back_after_the_agent(sweep):
     mine = lambda signum, frame: None  # noqa: E731
     before = {s: signal.signal(s, mine) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        agent.run_agent(store, sweep_id)
+        loop.run_agent(store, sweep_id)
         assert all(signal.getsignal(s) is mine for s in before)
     finally:
         for s, handler in before.items():
@@ -620,7 +619,7 @@ def test_a_run_gets_the_variables_wandb_agent_sets_offline_and_its_parameters_fi
         project="mnist",
         entity="team",
     )
-    agent.run_agent(store, sweep_id, options=AgentOptions(label="w3"))
+    loop.run_agent(store, sweep_id, options=AgentOptions(label="w3"))
     (run,) = store.runs(sweep_id)
     env = json.loads(env_file.read_text())
     scratch = tmp_path / "wandb" / f"sweep-{sweep_id}" / run.id
@@ -645,7 +644,7 @@ def test_a_sweep_without_project_or_entity_runs_in_project_sweepkit(sweep, tmp_p
     monkeypatch.setenv("WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL", "5")
     env_file = tmp_path / "env.json"
     sweep_id = make(values(env=[str(env_file)]))
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     env = json.loads(env_file.read_text())
     assert env["WANDB_PROJECT"] == "sweepkit" and "WANDB_ENTITY" not in env
     assert env["WANDB_SILENT"] == "false"  # the user's choices stand
@@ -655,7 +654,7 @@ def test_a_sweep_without_project_or_entity_runs_in_project_sweepkit(sweep, tmp_p
 def test_a_runs_output_goes_to_its_log_file_in_the_agents_log_folder(sweep, tmp_path, capsys):
     store, make = sweep
     sweep_id = make(values(i=[7]))
-    agent.run_agent(store, sweep_id, options=AgentOptions(log_dir=tmp_path / "logs", label="w0"))
+    loop.run_agent(store, sweep_id, options=AgentOptions(log_dir=tmp_path / "logs", label="w0"))
     (run,) = store.runs(sweep_id)
     log = tmp_path / "logs" / f"{run.id}.log"
     assert run.log_file == str(log) and log.read_text() == "run says --i=7\n"
@@ -668,7 +667,7 @@ def test_a_runs_output_goes_to_its_log_file_in_the_agents_log_folder(sweep, tmp_
 def test_without_a_log_folder_the_runs_lines_are_relayed(sweep, capsys):
     store, make = sweep
     sweep_id = make(values(i=[8], stderr=["to stderr"]))
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     (run,) = store.runs(sweep_id)
     err = capsys.readouterr().err
     assert f"run {run.id} ({run.name}) started: i=8, stderr=to stderr\n" in err  # no "(log: ...)"
@@ -684,7 +683,7 @@ def test_args_json_file_is_written_for_the_command_that_names_it(sweep, tmp_path
         {"program": "reader.py", "method": "grid", "parameters": values(lr=[0.1], n=[3]),
          "command": ["${interpreter}", "${program}", "${args_json_file}"]}
     )  # fmt: skip
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     assert states(store, sweep_id) == [("finished", "")]
     assert json.loads((tmp_path / "seen.json").read_text()) == {"lr": 0.1, "n": 3}
     (run,) = store.runs(sweep_id)
@@ -700,7 +699,7 @@ def test_the_interpreter_is_the_agents_own_python(sweep, tmp_path):
         {"program": "which.py", "method": "grid", "parameters": values(i=[1]),
          "command": ["${interpreter}", "${program}"]}
     )  # fmt: skip
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     assert (tmp_path / "python.txt").read_text() == sys.executable
 
 
@@ -726,8 +725,8 @@ def test_the_first_heartbeat_waits_a_heartbeat_interval(sweep, monkeypatch):
     store, make = sweep
     sweep_id = make(values(sleep=[0.5]))  # the watch looks at it a few times
     beats = counting_beats(store, monkeypatch)
-    monkeypatch.setattr(agent, "HEARTBEAT_S", 30.0)
-    agent.run_agent(store, sweep_id)
+    monkeypatch.setattr(loop, "HEARTBEAT_S", 30.0)
+    loop.run_agent(store, sweep_id)
     assert states(store, sweep_id) == [("finished", "")] and beats == []
 
 
@@ -735,8 +734,8 @@ def test_heartbeats_go_out_every_interval_while_a_run_goes(sweep, monkeypatch):
     store, make = sweep
     sweep_id = make(values(sleep=[1.5]))
     beats = counting_beats(store, monkeypatch)
-    monkeypatch.setattr(agent, "HEARTBEAT_S", 0.4)
-    agent.run_agent(store, sweep_id)
+    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.4)
+    loop.run_agent(store, sweep_id)
     assert len(beats) >= 2  # the watch looks every 0.1 s, so it beats on time
     gaps = [b - a for a, b in itertools.pairwise(beats)]
     assert all(gap >= 0.2 for gap in gaps), gaps  # and not at every look
@@ -750,7 +749,7 @@ def claimed(store: Store, make) -> tuple[str, str]:
 
 
 def watch_of(store, sweep_id, run_id, follower, interrupts=None, stop_file=None):
-    return agent._RunWatch(
+    return loop._RunWatch(
         store, sweep_id, run_id, follower, interrupts, None, None, (0, "token"), stop_file,
     )  # fmt: skip
 
@@ -811,13 +810,13 @@ def test_a_run_that_ended_unasked_is_preempted_only_with_its_agent(
     interrupts = FakeInterrupts(preempted, arrives)
     watch = watch_of(None, "s", "r", None, interrupts)
     assert watch._preempted_with_its_agent(code) is verdict
-    assert interrupts.asked == ([agent.SIGTERM_SKEW_S] if waited else [])
+    assert interrupts.asked == ([loop.SIGTERM_SKEW_S] if waited else [])
 
 
 def test_the_relay_shows_complete_lines_and_the_rest_once_the_run_ended(tmp_path, capsys):
     log = tmp_path / "run.log"
     log.write_text("epoch 1\nepoch 2 half")
-    screen = agent._Screen(relay=True, progress=None)
+    screen = loop._Screen(relay=True, progress=None)
     screen.follow(log)
     screen.pump()
     assert capsys.readouterr().err == "epoch 1\n"  # a half-written line waits
@@ -828,7 +827,7 @@ def test_the_relay_shows_complete_lines_and_the_rest_once_the_run_ended(tmp_path
 def test_a_program_run_has_its_own_session_and_dies_with_its_agent(sweep, tmp_path):
     store, make = sweep
     sweep_id = make(values(session=[str(tmp_path / "session.json")]))
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     sid, pid, death_signal = json.loads((tmp_path / "session.json").read_text())
     assert sid == pid  # Ctrl-C in the terminal reaches the agent, not the run
     assert death_signal == signal.SIGTERM  # proctree.die_with_parent: it can finish its run
@@ -838,10 +837,10 @@ def test_a_stopped_run_gets_time_to_finish_before_anything_is_killed(
     sweep, tmp_path, capsys, monkeypatch
 ):
     store, make = sweep
-    monkeypatch.setattr(agent, "LEFTOVER_GRACE_S", 0.1)  # what ends leftovers must not end it
+    monkeypatch.setattr(loop, "LEFTOVER_GRACE_S", 0.1)  # what ends leftovers must not end it
     done = tmp_path / "finished.txt"
     sweep_id = make(values(sleep=[60], on_term=[str(done)]))
-    agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.3))
+    loop.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.3))
     assert done.read_text() == "finished"  # its SIGTERM handler ran to its end
     (run,) = store.runs(sweep_id)
     err = capsys.readouterr().err
@@ -851,13 +850,13 @@ def test_a_stopped_run_gets_time_to_finish_before_anything_is_killed(
 
 def test_a_canceled_run_says_why_and_ends_by_itself(sweep, tmp_path, capsys, monkeypatch):
     store, make = sweep
-    monkeypatch.setattr(agent, "LEFTOVER_GRACE_S", 0.1)  # what ends leftovers must not end it
+    monkeypatch.setattr(loop, "LEFTOVER_GRACE_S", 0.1)  # what ends leftovers must not end it
     done = tmp_path / "finished.txt"
     sweep_id = make(values(sleep=[60], on_term=[str(done)]))
     cancel = when_running(
         tmp_path / "sweeps.db", sweep_id, lambda s: s.change_sweep_state(sweep_id, "cancel")
     )
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     cancel.join()
     (run,) = store.runs(sweep_id)
     err = capsys.readouterr().err
@@ -868,16 +867,16 @@ def test_a_canceled_run_says_why_and_ends_by_itself(sweep, tmp_path, capsys, mon
 
 def test_a_timed_out_run_that_ignores_sigterm_is_killed_after_the_stop_grace(sweep, monkeypatch):
     store, make = sweep
-    monkeypatch.setattr(agent, "STOP_GRACE_S", 0.5)
+    monkeypatch.setattr(loop, "STOP_GRACE_S", 0.5)
     sweep_id = make(values(sleep=[60], ignore_term=[True]))
-    agent.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.2))
+    loop.run_agent(store, sweep_id, options=AgentOptions(run_timeout_s=0.2))
     assert states(store, sweep_id) == [("failed", "timed out after 0.2 s (--run-timeout)")]
 
 
 # --- function runs (forked from this process, or in it) ----------------------------------------
 
 
-class RecordingGuard(agent.Guard):
+class RecordingGuard(loop.Guard):
     """The real guard, its pipe's descriptor, and what the agent hands it."""
 
     fileno_at_start: ClassVar[int] = -1
@@ -901,13 +900,13 @@ class RecordingGuard(agent.Guard):
 def counting_wandb_setups(monkeypatch) -> list[int]:
     """The real wandb.setup, each call recorded."""
     calls: list[int] = []
-    real = agent.wandb.setup
+    real = loop.wandb.setup
 
     def setup(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(agent.wandb, "setup", setup)
+    monkeypatch.setattr(loop.wandb, "setup", setup)
     return calls
 
 
@@ -930,16 +929,16 @@ def writes_what_it_holds(seen_file: Path) -> Callable[[], None]:
 
 def test_a_scripts_function_is_forked_and_holds_nothing_of_its_agent(sweep, tmp_path, monkeypatch):
     store, make = sweep
-    monkeypatch.setattr(agent, "Guard", RecordingGuard)
+    monkeypatch.setattr(loop, "Guard", RecordingGuard)
     monkeypatch.setattr(RecordingGuard, "watched", [])
     monkeypatch.setattr(RecordingGuard, "forgotten", [])
     monkeypatch.setattr(RecordingGuard, "fileno_at_start", -1)
-    monkeypatch.setattr(agent, "_interactive_session", lambda: False)
+    monkeypatch.setattr(target, "_interactive_session", lambda: False)
     sweep_id = make(values(i=[1]))
     seen_file = tmp_path / "seen.json"
     beats = counting_beats(store, monkeypatch)
     setups = counting_wandb_setups(monkeypatch)
-    result = agent.run_agent(store, sweep_id, function=writes_what_it_holds(seen_file))
+    result = loop.run_agent(store, sweep_id, function=writes_what_it_holds(seen_file))
     assert setups == [1]  # one wandb service for the agent's runs, started before them
     (run,) = store.runs(sweep_id)
     assert len(beats) >= 2  # the watch is not stuck waiting for the run's end
@@ -960,7 +959,7 @@ def test_a_forked_function_that_raises_is_a_failed_run_with_its_traceback(sweep)
     def fails() -> None:
         raise ValueError("the learning rate is negative")
 
-    result = agent.run_agent(store, sweep_id, function=fails)
+    result = loop.run_agent(store, sweep_id, function=fails)
     (run,) = store.runs(sweep_id)
     assert result.failed == 1 and run.state == "failed"
     assert run.error.rstrip().endswith("ValueError: the learning rate is negative")
@@ -991,11 +990,12 @@ def test_a_named_functions_runs_fork_from_a_server_that_imported_its_module_once
     # that wrap the tests read there: mutmut's runs look for its pyproject.toml).
     monkeypatch.chdir(Path(__file__).parent.parent)
     sweep_id = make(values(i=[1, 2]))
-    result = agent.run_agent(store, sweep_id, function="tests.lazy_function:run")
+    result = loop.run_agent(store, sweep_id, function="tests.lazy_function:run")
     assert result.exit_code == 0  # the runs hold nothing of this process to close
     assert [r.state for r in store.runs(sweep_id)] == ["finished", "finished"]
     assert fresh_fork_server._preload_modules == [
-        "__main__", "sweepkit.agent", "wandb", "tests.lazy_function", "tests.lazy_function.defined"
+        "__main__", "sweepkit.runner.child", "wandb", "tests.lazy_function",
+        "tests.lazy_function.defined",
     ]  # fmt: skip
     records = [line.split() for line in imports.read_text().splitlines()]
     runs = [(int(pid), int(parent)) for what, pid, parent in (r for r in records if r[0] == "run")]
@@ -1010,7 +1010,7 @@ def test_a_sessions_function_that_cannot_be_imported_runs_in_this_process(
     sweep, monkeypatch, capsys
 ):
     store, make = sweep
-    monkeypatch.setattr(agent, "_interactive_session", lambda: True)
+    monkeypatch.setattr(target, "_interactive_session", lambda: True)
     sweep_id = make(values(i=[1, 2]))
     seen: list[tuple[str, int]] = []
 
@@ -1020,7 +1020,7 @@ def test_a_sessions_function_that_cannot_be_imported_runs_in_this_process(
             raise ValueError("the second one fails")
 
     setups = counting_wandb_setups(monkeypatch)
-    result = agent.run_agent(store, sweep_id, function=function)
+    result = loop.run_agent(store, sweep_id, function=function)
     assert setups == []  # each in-process run tears wandb down: no shared service
     runs = sorted(store.runs(sweep_id), key=lambda r: r.created_at)
     assert [(r.id, os.getpid()) for r in runs] == seen  # here, in order, each with its own id
@@ -1035,7 +1035,7 @@ def test_a_sessions_function_that_cannot_be_imported_runs_in_this_process(
 
 def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, monkeypatch, capsys):
     store, make = sweep
-    monkeypatch.setattr(agent, "HEARTBEAT_S", 30.0)  # no beat: the end records it all
+    monkeypatch.setattr(loop, "HEARTBEAT_S", 30.0)  # no beat: the end records it all
     sweep_id = make(values(i=[1]), metric={"name": "acc", "goal": "maximize"})
 
     def function() -> None:
@@ -1046,7 +1046,7 @@ def test_a_function_runs_metric_is_read_with_the_sweeps_goal(sweep, monkeypatch,
             for acc in (0.1, 0.9, 0.5):
                 run.log({"acc": acc})
 
-    agent.run_agent(store, sweep_id, function=function)
+    loop.run_agent(store, sweep_id, function=function)
     (run,) = store.runs(sweep_id)
     assert run.state == "finished"
     assert (run.metric_count, run.metric_value) == (3, 0.9)  # the max: the goal's aggregate
@@ -1066,7 +1066,7 @@ def test_a_metric_value_left_out_is_said_once_the_run_ended(sweep, monkeypatch, 
             for acc in (0.1, float("nan"), 0.5):
                 run.log({"acc": acc})
 
-    agent.run_agent(store, sweep_id, function=function)
+    loop.run_agent(store, sweep_id, function=function)
     (run,) = store.runs(sweep_id)
     assert (run.state, run.metric_count, run.metric_value) == ("finished", 2, 0.5)
     assert (
@@ -1081,10 +1081,10 @@ def test_a_function_run_is_handed_its_agents_wandb_service(tmp_path, monkeypatch
     sweep = types.SimpleNamespace(id="s1", project=None, entity=None)
     run = types.SimpleNamespace(id="r1", display_name="s1-1")
     monkeypatch.setenv("WANDB_SERVICE", "the-agents-service")
-    env = agent.run_environment(sweep, run, tmp_path, tmp_path / "config.yaml", "r1.token")
+    env = workspace.run_environment(sweep, run, tmp_path, tmp_path / "config.yaml", "r1.token")
     assert env["WANDB_SERVICE"] == "the-agents-service"
     monkeypatch.delenv("WANDB_SERVICE")
-    env = agent.run_environment(sweep, run, tmp_path, tmp_path / "config.yaml", "r1.token")
+    env = workspace.run_environment(sweep, run, tmp_path, tmp_path / "config.yaml", "r1.token")
     assert "WANDB_SERVICE" not in env
 
 
@@ -1092,9 +1092,9 @@ def test_what_a_run_left_running_is_ended_by_its_group_and_by_its_token(
     sweep, tmp_path, monkeypatch, capsys
 ):
     store, make = sweep
-    monkeypatch.setattr(agent, "LEFTOVER_GRACE_S", 0.3)  # they ignore SIGTERM: then SIGKILL
+    monkeypatch.setattr(loop, "LEFTOVER_GRACE_S", 0.3)  # they ignore SIGTERM: then SIGKILL
     sweep_id = make(values(orphans=[str(tmp_path)]))
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     (run,) = store.runs(sweep_id)
     assert run.state == "finished"
     assert f"run {run.id} left 2 process(es) running: ended them" in capsys.readouterr().err
@@ -1113,7 +1113,7 @@ def test_what_a_run_left_running_is_ended_by_its_group_and_by_its_token(
 def test_a_runs_last_line_without_a_newline_is_relayed_when_it_ends(sweep, capsys):
     store, make = sweep
     sweep_id = make(values(tail=["the last words"]))
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     assert "\nthe last words\n" in capsys.readouterr().err
 
 
@@ -1123,7 +1123,7 @@ def test_a_run_the_reaper_ended_first_keeps_that_end_and_the_agent_says_so(
     store, make = sweep
     sweep_id = make(values(i=[1]))
     monkeypatch.setattr(store, "finish_run", lambda *a, **k: False)  # the store's answer
-    agent.run_agent(store, sweep_id, count=1)
+    loop.run_agent(store, sweep_id, count=1)
     (run,) = store.runs(sweep_id)
     err = capsys.readouterr().err
     assert f"run {run.id} was reaped meanwhile (no heartbeat): its first end stands\n" in err
@@ -1137,7 +1137,7 @@ def test_retry_failed_runs_again_the_points_that_failed_before_the_agent_started
         sweep_id, failed.id, state="failed", progress=None, summary={}, run_dir=None,
         error="exit code 3",
     )  # fmt: skip
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(retry_failed=True))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(retry_failed=True))
     assert (result.performed, result.exit_code) == (2, 0)
     runs = sorted(store.runs(sweep_id), key=lambda r: r.created_at)
     assert [(r.state, r.retry_of, r.config) for r in runs] == [
@@ -1155,7 +1155,7 @@ def test_without_retry_failed_a_failed_point_stays_failed(sweep):
     store.finish_run(
         sweep_id, failed.id, state="failed", progress=None, summary={}, run_dir=None
     )  # fmt: skip
-    assert agent.run_agent(store, sweep_id).performed == 1
+    assert loop.run_agent(store, sweep_id).performed == 1
     assert [r.retry_of for r in store.runs(sweep_id)] == [None, None]
 
 
@@ -1168,23 +1168,23 @@ def test_a_run_logs_under_the_agents_wandb_dir_not_its_working_directory(
     monkeypatch.setenv("WANDB_DIR", str(elsewhere))
     env_file = tmp_path / "env.json"
     sweep_id = make(values(env=[str(env_file)]))
-    agent.run_agent(store, sweep_id)
+    loop.run_agent(store, sweep_id)
     (run,) = store.runs(sweep_id)
     assert json.loads(env_file.read_text())["WANDB_DIR"] == str(elsewhere)
     assert run.wandb_dir == str(elsewhere)  # where the reaper looks for its folder
 
 
-class OffTerminal(agent.LiveLines):
+class OffTerminal(loop.LiveLines):
     def __init__(self) -> None:
         super().__init__(enabled=False)
 
 
 def test_off_a_terminal_the_agent_never_reads_the_sweep_for_a_live_line(sweep, monkeypatch):
     store, make = sweep
-    monkeypatch.setattr(agent, "LiveLines", OffTerminal)
+    monkeypatch.setattr(loop, "LiveLines", OffTerminal)
     sweep_id = make(values(code=["0", "ok"]))
     reads: list[str] = []
-    agent.run_agent(store, sweep_id, count=2, sweep_info=lambda: reads.append("read"))
+    loop.run_agent(store, sweep_id, count=2, sweep_info=lambda: reads.append("read"))
     assert reads == []  # each read is a store query, per run and per wait
 
 
@@ -1200,8 +1200,8 @@ class SessionTrainer:
 
 def test_an_in_process_callable_without_a_qualname_is_named_by_its_repr(monkeypatch, capsys):
     trainer = SessionTrainer()
-    monkeypatch.setattr(agent, "place", lambda function: (agent.IN_PROCESS, function))
-    agent.Executor({"method": "grid", "parameters": values(i=[1])}, trainer)
+    monkeypatch.setattr(process, "place", lambda function: (target.IN_PROCESS, function))
+    process.Executor({"method": "grid", "parameters": values(i=[1])}, trainer)
     assert "sweepkit: runs of <the session's trainer> go in-process" in capsys.readouterr().err
 
 
@@ -1210,7 +1210,7 @@ def test_crash_grace_is_how_long_the_agent_waits_on_a_silent_run_before_offering
     sweep_id = make(values(code=["ok", "ok-2"]))
     abandoned = store.claim_run(sweep_id)  # its agent died: no beat will come
     options = AgentOptions(crash_grace_s=0.0)  # no grace: silent now is crashed
-    assert agent.run_agent(store, sweep_id, count=1, options=options).performed == 1
+    assert loop.run_agent(store, sweep_id, count=1, options=options).performed == 1
     runs = {r.id: r for r in store.runs(sweep_id)}
     assert runs[abandoned.id].state == "crashed"
     (again,) = [r for r in runs.values() if r.id != abandoned.id]
@@ -1233,10 +1233,10 @@ def test_crash_grace_is_how_long_the_agent_waits_on_a_silent_run_before_offering
     ],
 )
 def test_giving_up_names_the_last_line_of_the_last_runs_error(sweep, monkeypatch, error, said):
-    from sweepkit.core.lifecycle import RunState
+    from sweepkit.core.lifecycle import Ending, RunState
 
     store, make = sweep
     sweep_id = make(values(code=["1", "2"]))
-    monkeypatch.setattr(agent._Agent, "perform", lambda self, run: (RunState.FAILED, error))
-    result = agent.run_agent(store, sweep_id, options=AgentOptions(max_failures=1))
+    monkeypatch.setattr(loop._Agent, "perform", lambda self, run: Ending(RunState.FAILED, error))
+    result = loop.run_agent(store, sweep_id, options=AgentOptions(max_failures=1))
     assert result.gave_up == f"1 runs failed in a row; the last: {said}"

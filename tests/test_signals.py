@@ -131,7 +131,7 @@ def _heartbeat_age(store: Path) -> float:
 
 @pytest.mark.slow
 def test_sigterm_while_another_process_holds_the_sqlite_lock_stops_the_agent_at_once(workdir):
-    from sweepkit.agent import HEARTBEAT_S
+    from sweepkit.runner.loop import HEARTBEAT_S
 
     sweep_id = create(workdir, GRID_3)
     store = workdir / ".sweepkit" / "sweeps.db"

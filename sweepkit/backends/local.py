@@ -67,7 +67,7 @@ class LocalBackend(Backend):
         count: int | None = None,
         options: AgentOptions | None = None,
     ) -> AgentResult:
-        from sweepkit.agent import run_agent  # imports wandb: only for commands that run
+        from sweepkit.runner.loop import run_agent  # imports wandb: only for commands that run
 
         state = self._existing(sweep_id).state
         if state in ("finished", "canceled", "stopped"):

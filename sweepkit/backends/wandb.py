@@ -72,9 +72,9 @@ class WandbBackend(Backend):
     ) -> AgentResult:
         import wandb
 
-        from sweepkit.agent import resolve_function
         from sweepkit.backends.base import DEFAULT_FUNCTION
         from sweepkit.program import runs_a_command
+        from sweepkit.runner.target import resolve_function
 
         # An unknown id fails here, with our message. W&B's agent prints its own lines and
         # runs in this process: options.label and options.log_dir have nothing to add.

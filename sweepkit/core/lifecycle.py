@@ -132,14 +132,15 @@ def sweep_move(command: str, old: str) -> SweepState:
 
 @dataclasses.dataclass(frozen=True)
 class Ending:
-    """How a run ended: its terminal state and, when something ended it, why (one line).
+    """How a run ended: its terminal state and why: what ended it (one line), or a failed
+    run's error (its traceback, its exit code).
 
     >>> str(Ending(RunState.STOPPED, "stopped by early termination"))
     'stopped: stopped by early termination'
     """
 
     state: RunState
-    reason: str | None = None  # None: it ended on its own (finished, or failed with its error)
+    reason: str | None = None  # None: it finished on its own
 
     def __post_init__(self) -> None:
         if self.state not in TERMINAL:
