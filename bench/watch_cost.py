@@ -12,7 +12,7 @@ drop the chunks where wandb writes its histograms, which are the cost).
     python bench/watch_cost.py --device cuda      # on a GPU box
 
 Prints milliseconds per step of each setting and its ratio to `watch: none`.
-The default of the `watch` config key is chosen from this figure (README,
+The default of the `watch` config key is chosen from this figure (docs/performance.md,
 Performance): it must not undo the training throughput that
 bench/train_throughput.py measures.
 """

@@ -50,7 +50,7 @@ def sweeps_in(store: Path) -> int:
         opened.close()
 
 
-# Each promise of the README's "Bad input" section, as the file a user wrote and the one line
+# Each promise of docs/fault-tolerance.md's "Bad input", as the file a user wrote and the one line
 # they read back.
 CASES = [
     ("latin1", b"method: grid\nparameters:\n  lr:\n    values: [caf\xe9]\n",

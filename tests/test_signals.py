@@ -117,7 +117,6 @@ def test_ctrl_c_twice_stops_the_run_and_says_so_in_one_line(workdir):
     assert "sweepkit: stopped by Ctrl-C" in lines, said  # the run's own line: what stopped it
     (run,) = status(workdir, sweep_id)["runs"]
     assert (run["state"], run["error"]) == ("killed", "stopped by Ctrl-C")
-    assert (workdir / "cleaned-up").exists()  # its `finally:` ran: it was stopped, not killed
     assert not tagged_processes()
 
 
