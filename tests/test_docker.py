@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweepkit import cli
+from sweepkit import cli_options
 from sweepkit.docker import Mounts, container_argv, receive_secrets, secrets_payload
 from sweepkit.launch import AgentLaunch, Worker, agent_args
 from tests.test_cli import sweepkit
@@ -69,7 +69,7 @@ def test_every_agent_option_reaches_the_containers(tmp_path):
     # Every option of `agent` except those the plan itself uses up (which workers, per GPU)
     # and the ones the plan sets per worker (its label, its log folder).
     planned = {"gpus", "per_gpu", "workers", "label", "run_logs"}
-    wanted = {"--" + name.replace("_", "-") for name in cli.AGENT_OPTIONS} - {
+    wanted = {"--" + name.replace("_", "-") for name in cli_options.AGENT_OPTIONS} - {
         "--" + name.replace("_", "-") for name in planned
     }
     assert wanted == set(flags), "a new agent option needs a value in this test"

@@ -45,7 +45,7 @@ def test_each_task_execs_one_agent_of_the_sweep_with_what_was_asked():
 
 
 def test_every_agent_option_reaches_the_tasks(workdir):
-    from sweepkit import cli
+    from sweepkit import cli_options as cli
 
     flags = {
         "--count": "3", "--function": "mod:fn", "--max-failures": "7", "--run-timeout": "99",

@@ -14,8 +14,9 @@ import dataclasses
 import functools
 import json
 import math
+import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sweepkit import engine
@@ -155,6 +156,46 @@ class GridAhead:
         """Whether to work the window out again: fewer than `below` points left short of the
         grid's end."""
         return not self.last and len(self.points) < below
+
+
+class GridWindows:
+    """One agent's grid windows: the last it used of each sweep, and its own threshold below
+    which it works a window out while its run trains (`Store.prepare_claim`), drawn between
+    GRID_PREPARE_BELOW and half a window so that agents which started together do not all
+    work one out at once."""
+
+    def __init__(self) -> None:
+        self.by_sweep: dict[str, GridAhead] = {}
+        self.prepare_below = random.randint(GRID_PREPARE_BELOW, GRID_PREPARED // 2)
+
+    def usable(
+        self,
+        sweep_id: str,
+        *,
+        kept: Callable[[], GridAhead | None],
+        since: Callable[[int], Sequence[ScheduledRun]],
+        below: int,
+    ) -> GridAhead | None:
+        """The window a claim may take its point from: this agent's last, less the runs
+        claimed since (`since(seen)`); where that cannot tell or has fewer than `below`
+        points left short of the grid's end, the sweep's newest (`kept()`, whichever agent
+        kept it) less the runs since; None where neither will do: work one out from every
+        run (`grid_ahead`)."""
+        window = self.by_sweep.get(sweep_id)
+        if window is not None:
+            window = window.past(since(window.seen))
+        if window is None or window.needs_refill(below):
+            window = kept()
+            if window is not None:
+                window = window.past(since(window.seen))
+        return window if window is not None and not window.needs_refill(below) else None
+
+    def keep(self, sweep_id: str, window: GridAhead | None) -> None:
+        """The window this agent's next claim starts from (None: none it can trust)."""
+        if window is None:
+            self.by_sweep.pop(sweep_id, None)
+        else:
+            self.by_sweep[sweep_id] = window
 
 
 def grid_ahead(config: dict[str, Any], runs: Sequence[ScheduledRun], n: int) -> GridAhead:

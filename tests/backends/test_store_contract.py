@@ -439,7 +439,7 @@ def test_a_preempted_point_is_offered_again_without_using_a_retry(store_location
 
 
 def test_reopening_a_store_migrates_nothing_twice_and_a_newer_one_is_refused(store_location):
-    from sweepkit.backends.store.sql import SCHEMA_VERSION
+    from sweepkit.backends.store.schema import SCHEMA_VERSION
 
     store = open_store(store_location)
     sweep_id = store.create_sweep(GRID_12)
@@ -467,7 +467,7 @@ def test_a_store_another_process_migrated_meanwhile_is_migrated_once(store_locat
     """Two agents of a new release open an old store at once: the second reads the old
     version, then waits for the first's migration; it applies nothing again."""
     from sweepkit.backends.store import sql
-    from sweepkit.backends.store.sql import SCHEMA_VERSION
+    from sweepkit.backends.store.schema import SCHEMA_VERSION
 
     open_store(store_location).close()  # the first agent migrated it
     monkeypatch.setattr(sql.SQLStore, "_schema_version", lambda self: SCHEMA_VERSION - 1)
@@ -479,10 +479,10 @@ def test_a_store_another_process_migrated_meanwhile_is_migrated_once(store_locat
 
 
 def test_a_store_at_schema_1_gets_the_later_migrations(store_location, monkeypatch):
-    from sweepkit.backends.store import sql
+    from sweepkit.backends.store import schema
 
-    monkeypatch.setattr(sql, "MIGRATIONS", sql.MIGRATIONS[:1])
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
     old = open_store(store_location)
     sweep_id = old.create_sweep(GRID_12)
     old.close()
@@ -491,7 +491,7 @@ def test_a_store_at_schema_1_gets_the_later_migrations(store_location, monkeypat
     versions = store._transact(
         lambda c: c.execute("SELECT max(version) FROM sweepkit_schema").fetchone()
     )
-    assert versions == (sql.SCHEMA_VERSION,) and store.sweep(sweep_id).config == GRID_12
+    assert versions == (schema.SCHEMA_VERSION,) and store.sweep(sweep_id).config == GRID_12
 
 
 def test_a_store_from_before_runs_were_numbered_numbers_them_in_claim_order(store_location):
@@ -619,7 +619,7 @@ def test_a_grid_claim_asks_the_engine_with_every_run_where_its_window_cannot_tel
     other = open_store(store_location)  # an agent whose engine hands out x=9 next
     other._configs[sweep_id] = store._configs[sweep_id]
     nine = {"x": {"value": 9}}
-    other._grid_windows[sweep_id] = scheduling.GridAhead(1, (json.dumps(nine),), last=False)
+    other._windows.by_sweep[sweep_id] = scheduling.GridAhead(1, (json.dumps(nine),), last=False)
     monkeypatch.setattr(scheduling.GridAhead, "needs_refill", lambda self, below: False)
     worked_out, held, real = store._grid_window, [], engine.next_run
 
@@ -665,7 +665,7 @@ def _small_windows(monkeypatch, *, prepared: int, below: int, stores: list) -> N
     from sweepkit.core import scheduling
 
     for store in stores:
-        store._prepare_below = below
+        store._windows.prepare_below = below
     monkeypatch.setattr(scheduling, "GRID_PREPARED", prepared)
     monkeypatch.setattr(scheduling, "GRID_REFILL", 1)  # claims draw on the window to its end
 
@@ -710,7 +710,7 @@ def test_random_and_bayes_sweeps_have_nothing_to_prepare(store_location, monkeyp
     for sweep_id in sweep_ids:
         store.prepare_claim(sweep_id)
     store.prepare_claim("local-unknown")
-    assert calls == [] and store._grid_windows == {}
+    assert calls == [] and store._windows.by_sweep == {}
 
 
 def test_an_agent_starts_from_the_window_another_agent_worked_out(store_location, monkeypatch):
@@ -730,10 +730,12 @@ def test_an_agent_starts_from_the_window_another_agent_worked_out(store_location
     got.append(_plain(second.claim_run(sweep_id).config))  # 3 left: below 4
     second.prepare_claim(sweep_id)  # its own, from every run: the 7 left, kept for the sweep
     assert calls == ["next_runs 8", "next_runs 8"]
-    first._prepare_below = 10  # the kept one has 7 left, below 10, but they are the grid's last
+    first._windows.prepare_below = (
+        10  # the kept one has 7 left, below 10, but they are the grid's last
+    )
     first.prepare_claim(sweep_id)  # first's has 3 left: it takes the kept one
     assert calls == ["next_runs 8", "next_runs 8"]
-    assert first._grid_windows[sweep_id] == second._grid_windows[sweep_id]
+    assert first._windows.by_sweep[sweep_id] == second._windows.by_sweep[sweep_id]
     got += drain(first, sweep_id)
     assert calls == ["next_runs 8", "next_runs 8"]
     assert len(got) == 12 and len({json.dumps(c) for c in got}) == 12
@@ -745,7 +747,7 @@ def test_a_kept_window_is_replaced_only_by_a_newer_one(store_location, monkeypat
     from sweepkit.core import scheduling
 
     store, late = open_store(store_location), open_store(store_location)
-    store._prepare_below, late._prepare_below = 3, 10
+    store._windows.prepare_below, late._windows.prepare_below = 3, 10
     monkeypatch.setattr(scheduling, "GRID_AHEAD", 2)
     monkeypatch.setattr(scheduling, "GRID_PREPARED", 4)
     sweep_id = store.create_sweep(GRID_12)
@@ -766,13 +768,13 @@ def test_a_kept_window_is_replaced_only_by_a_newer_one(store_location, monkeypat
     stale = scheduling.GridAhead(0, ("{}",) * 4, last=False)  # worked out before that claim
     monkeypatch.setattr(scheduling, "grid_ahead", lambda config, runs, n: stale)
     late.prepare_claim(sweep_id)  # the kept one has 4 left, below 10: late works its own out
-    assert late._grid_windows[sweep_id] is stale
+    assert late._windows.by_sweep[sweep_id] is stale
     assert kept() == (1, 4)
     as_old = scheduling.GridAhead(1, ("{}",) * 9, last=False)  # past as many runs: first stays
     monkeypatch.setattr(scheduling, "grid_ahead", lambda config, runs, n: as_old)
-    late._grid_windows.clear()
+    late._windows.by_sweep.clear()
     late.prepare_claim(sweep_id)
-    assert late._grid_windows[sweep_id] is as_old
+    assert late._windows.by_sweep[sweep_id] is as_old
     assert kept() == (1, 4)
 
 
@@ -789,7 +791,7 @@ def test_each_agent_prepares_below_a_threshold_of_its_own(tmp_path):
         warnings.simplefilter("error")  # a float bound is deprecated, refused from Python 3.12
         for _ in range(200):
             SQLStore.__init__(store, store.location)  # what each agent's store draws
-            thresholds.add(store._prepare_below)
+            thresholds.add(store._windows.prepare_below)
     assert (scheduling.GRID_PREPARE_BELOW, scheduling.GRID_PREPARED // 2) == (128, 1024)
     assert 128 <= min(thresholds) < 150 and 1000 < max(thresholds) <= 1024
     assert len(thresholds) > 150
@@ -826,7 +828,7 @@ def test_a_grid_claim_takes_out_of_its_window_the_points_claimed_while_it_waited
     mine = store.claim_run(sweep_id)
     assert taken == [in_order[1]] and mine.config == in_order[2]
     assert calls == [] and every_read == [None, None]  # other's claim, then this one
-    window = store._grid_windows[sweep_id]
+    window = store._windows.by_sweep[sweep_id]
     assert window.seen == 2 and [json.loads(p) for p in window.points] == in_order[2:]
 
 
@@ -847,7 +849,7 @@ def test_a_grid_claim_does_not_trust_its_window_past_a_run_without_a_number(stor
     )
     assert store.claim_run(sweep_id) is None
     assert sorted(run.config["x"]["value"] for run in store.runs(sweep_id)) == [1, 2, 3]
-    assert sweep_id not in store._grid_windows  # a window that could not tell is let go
+    assert sweep_id not in store._windows.by_sweep  # a window that could not tell is let go
 
 
 _FIRST_CLAIM = """

@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sweepkit.backends.store import redacted
 from sweepkit.backends.store.base import StoreError
+from sweepkit.backends.store.location import redacted
 from sweepkit.backends.store.sql import Cursor, SQLStore
 from sweepkit.log import note
 

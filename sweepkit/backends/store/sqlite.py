@@ -18,7 +18,8 @@ from typing import TypeVar
 
 from sweepkit.backends.store.base import StoreError
 from sweepkit.backends.store.netfs import refuse_network_filesystem
-from sweepkit.backends.store.sql import METRIC_SET, Cursor, SQLStore, metric_values
+from sweepkit.backends.store.schema import METRIC_SET, metric_values
+from sweepkit.backends.store.sql import Cursor, SQLStore
 from sweepkit.core.records import MetricTally
 from sweepkit.log import note
 
