@@ -61,13 +61,11 @@ def seed_epoch(model, optimizer, loader, device, run) -> None:
 
 
 def sweepkit_epoch(model, optimizer, x, y, place, generator, batch_size, run) -> None:
-    def log_loss(loss: float, step: int) -> None:
-        run.log({"loss": loss, "step": step})
-
-    loop.train_epoch(
+    for step, loss in loop.train_epoch(
         model, optimizer, x, y, placement=place, batch_size=batch_size,
-        generator=generator, log_interval=50, log_loss=log_loss,
-    )  # fmt: skip
+        generator=generator, log_interval=50,
+    ):  # fmt: skip
+        run.log({"loss": loss, "step": step})
 
 
 def timed(fn, device: torch.device) -> float:

@@ -68,9 +68,6 @@ def main() -> None:
     x, y = place.images(data.train_images[:n]), data.train_labels[:n].to(device)
     steps = LOG_INTERVAL * args.rounds  # per setting, in all
 
-    def log_loss(loss: float, step: int) -> None:
-        run.log({"loss": loss, "step": step})
-
     trainers = []
     for mode, freq in SETTINGS:
         torch.manual_seed(0)
@@ -81,10 +78,11 @@ def main() -> None:
         generator = torch.Generator(device=device).manual_seed(0)
 
         def epoch(model=model, optimizer=optimizer, generator=generator, x=x, y=y) -> None:
-            loop.train_epoch(
+            for step, loss in loop.train_epoch(
                 model, optimizer, x, y, placement=place, batch_size=args.batch_size,
-                generator=generator, log_interval=LOG_INTERVAL, log_loss=log_loss,
-            )  # fmt: skip
+                generator=generator, log_interval=LOG_INTERVAL,
+            ):  # fmt: skip
+                run.log({"loss": loss, "step": step})
 
         trainers.append(epoch)
 
@@ -95,7 +93,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for i, epoch in enumerate(trainers):
             start = time.perf_counter()
-            epoch()  # the last log_loss read the loss: the device has synced
+            epoch()  # the last yield read the loss: the device has synced
             seconds[i].append(time.perf_counter() - start)
     run.finish()
 

@@ -51,7 +51,7 @@ class Findings:
     warnings: list[str]  # schema violations the engine runs anyway, as W&B warns and runs them
 
 
-# What a sweep config may be, checked before anything expands it (README, "Bad input").
+# What a sweep config may be, checked before anything expands it (docs/fault-tolerance.md, "Bad input").
 MAX_FILE_BYTES = 1_000_000  # W&B asks that one value stay under 1 MB; a config is one value
 BOUNDS = Bounds(nodes=100_000, depth=32)  # values, lists and mappings, aliases expanded
 MAX_PARAMETERS = 1_000  # nested ones counted one by one, as the engine flattens them

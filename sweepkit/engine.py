@@ -204,9 +204,9 @@ def _with_flat_names(config: dict[str, Any], names: list[str]) -> dict[str, Any]
 
 def load_methods() -> None:
     """Import the engine's search and stopping methods now, as its first `next_run` or
-    `stop_runs` would (bayes brings scipy and scikit-learn: about 0.5 s). A claim asks the
-    engine inside the transaction that holds the sweep, where every other agent of the
-    sweep would wait out that import: 32 agents starting at once queued for 20 s."""
+    `stop_runs` would (bayes brings scipy and scikit-learn). A claim asks the engine inside
+    the transaction that holds the sweep, where every other agent of the sweep would wait
+    out that import, one agent after another."""
     from sweeps import bayes_search, grid_search, hyperband_stopping, random_search  # noqa: F401
 
 

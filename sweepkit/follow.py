@@ -14,8 +14,8 @@ header of wandb's own): 7 bytes ``:W&B``, magic ``0xBEE1``, version; then
 length and a type; a record that does not fit the rest of a block is split
 into FIRST, MIDDLE... LAST chunks. The records are wandb's own protobuf
 `Record` messages. (wandb-core's `leet inspect --follow --json` reads the
-same file, but prints every record as JSON: measured here, 65 us of CPU per
-logged step, a third of what the run itself spends; this reads at ~6 us.)
+same file, but prints every record as JSON, which costs the agent a share of
+what the run itself spends: docs/performance.md, "Watching a run".)
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ a token in ``SWEEPKIT_RUN``, and any process whose environment holds it
 belongs to the run, as Jenkins' ProcessTreeKiller finds a build's strays by
 its ``BUILD_ID``. (A process forked without exec keeps its parent's original
 environment block in `/proc`; those are found by their group, or not at all
-if they left it: the one gap, said in the README.)
+if they left it: the one gap, said in docs/fault-tolerance.md.)
 """
 
 from __future__ import annotations

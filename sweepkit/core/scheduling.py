@@ -91,24 +91,22 @@ def draw_ahead(config: dict[str, Any]) -> engine.SweepRun | None:
     """Random search's next draw, made before the claim's transaction; None for the methods
     that read past runs.
 
-    The draw reads no runs, so making it while the sweep is held (about 1.5 ms:
-    the engine validates every parameter on each call) only makes every other
-    agent of the sweep wait. Whether it is used is still decided inside the
+    The draw reads no runs, so making it while the sweep is held (the engine
+    validates every parameter on each call) only makes every other agent of the
+    sweep wait. Whether it is used is still decided inside the
     transaction (`choose`: a point offered again, `run_cap`, `metric.target`).
     """
     return None if reads_past_runs(config) else engine.next_run(config, [])
 
 
 # Grid points a claim works out when it has no window or one nearly used up (GRID_REFILL):
-# the engine's grid search reads every past run (about 10 ms at 1,000 runs), and then costs
-# about 30 us a point.
+# the engine's grid search reads every past run once, then each point costs little more.
 GRID_AHEAD = 256
 GRID_REFILL = 64  # fewer left: between two claims of one agent, every other agent may claim
 # Grid points worked out while a run trains (Store.prepare_claim), once a window has fewer than
 # a threshold drawn for each agent between GRID_PREPARE_BELOW and half a window: 32 agents
 # claiming in turn use up such a window in 30 to 60 claims each, and, having started
-# together, do not all work out their next one at once (about 0.15 s of CPU each at 3,000
-# runs).
+# together, do not all work out their next one at once.
 GRID_PREPARED = 2048
 GRID_PREPARE_BELOW = 128
 
@@ -118,9 +116,8 @@ class GridAhead:
     """The engine's next grid points past a sweep's first `seen` runs, worked out before a
     claim holds the sweep.
 
-    The engine's grid search reads every past run (about 10 ms at 1,000 runs,
-    more as the sweep grows); done while the sweep is held, every other agent
-    of the sweep waits it out. The engine hands out the first point, in its
+    The engine's grid search reads every past run, more as the sweep grows;
+    done while the sweep is held, every other agent of the sweep waits it out. The engine hands out the first point, in its
     order, that no run has. So once more runs were claimed, its answer is the
     first of these points that none of them took, provided each of them took
     one of these points or repeats an older run's (a retry). A run that did
@@ -365,9 +362,9 @@ def _engine_run(
 
 
 # Parsing a run's config and building its record (pydantic) cost as much as the engine's
-# grid search itself: 15 of 30 ms per grid claim at 1,000 runs, while the sweep is held. A
-# run that changed (a beat, its end) is another ScheduledRun, so another entry; the engine
-# only reads the records of a claim. 20,000 records (3.4 KB each): about 70 MB at most.
+# grid search itself, while the sweep is held: each is built once per agent. A run that
+# changed (a beat, its end) is another ScheduledRun, so another entry; the engine only reads
+# the records of a claim. 20,000 records of a few KB each bound the memory.
 _engine_run_cached = functools.lru_cache(maxsize=20_000)(_engine_run)
 
 

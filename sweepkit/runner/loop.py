@@ -155,7 +155,7 @@ def run_agent(
     executor = Executor(sweep.config, function)
     # One wandb-core service for all of this agent's function runs: wandb.setup() starts it and
     # puts its address in WANDB_SERVICE, which each run inherits, so a run's wandb.init
-    # connects instead of starting its own service (about 0.2 s a run). In-process runs tear
+    # connects instead of starting its own service (docs/performance.md). In-process runs tear
     # wandb down before each run, as W&B's agent does, so they cannot share one.
     if executor.mode != IN_PROCESS and not executor.is_program:  # programs start their own
         wandb.setup()

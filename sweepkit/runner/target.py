@@ -54,7 +54,7 @@ def check_runnable(sweep_config: dict[str, Any], function: str | Callable[..., A
         resolve_function(function or DEFAULT_FUNCTION)
 
 
-# How a function's runs start (`place`; the README's "W&B sweep scripts and notebooks").
+# How a function's runs start (`place`; docs/sweeps.md, "W&B sweep scripts and notebooks").
 FORKSERVER, FORK, IN_PROCESS = "forkserver", "fork", "in-process"
 Function = str | Callable[[], Any]  # module:attr, or a function handed over from Python
 

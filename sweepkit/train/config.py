@@ -55,11 +55,11 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     precision: str = "auto"  # auto: bf16 autocast where the hardware does bf16 natively, else fp32
     log_interval: int = 50  # training steps between `loss` points
-    # What a run logs besides its curves and the prediction table (README: "What every run logs").
+    # What a run logs besides its curves and the prediction table (docs/training.md: "What every run logs").
     curves: bool = True  # ROC and precision-recall curves over the whole test set, at the end
     caption_images: int = 16  # test images logged per epoch captioned "Pred: X Truth: Y"; 0 = off
     # wandb.watch: histograms of gradients and/or parameters every `watch_freq` steps. Off by
-    # default: bench/watch_cost.py measured its cost per training step (README, Performance).
+    # default: it costs time on every training step (bench/watch_cost.py, docs/performance.md).
     watch: str = "none"
     watch_freq: int = 100
 

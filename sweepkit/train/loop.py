@@ -1,6 +1,6 @@
 """The training and evaluation passes: plain PyTorch, no wandb.
 
-Where the time goes (see DESIGN.md): the seed's CNN is small, so on a GPU a step
+Where the time goes (docs/performance.md): the seed's CNN is small, so on a GPU a step
 is bound by launches and host syncs, not arithmetic. Hence the data lives on
 the device as one tensor and batches are index gathers (no DataLoader, no
 per-image PIL transform), the loss is summed on the device and read only at
@@ -10,14 +10,11 @@ log points, and the optimizer step is fused where CUDA offers it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-LogLoss = Callable[[float, int], None]  # (mean loss since the last call, steps done this epoch)
-Advance = Callable[[int], None]  # steps done this epoch, for a progress bar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,15 +33,14 @@ class Placement:
             device: where to train.
             precision: "fp32", "bf16", or "auto": bf16 where the hardware does
                 it natively (CUDA GPUs from Ampere on; CPUs with AVX512-BF16 or
-                AMX, where it measured 1.3-1.5x faster at the same accuracy),
+                AMX, where it is faster at the same accuracy: docs/performance.md),
                 fp32 elsewhere.
         """
         cuda = device.type == "cuda"
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest conv once
         autocast = bf16_native(device) if precision == "auto" else precision == "bf16"
-        # channels_last feeds oneDNN (CPU) and cuDNN's tensor-core convs their preferred
-        # layout: 1.24x faster training steps measured on the 2-core CPU at batch 32.
+        # channels_last feeds oneDNN (CPU) and cuDNN's tensor-core convs their preferred layout.
         return cls(device=device, autocast=autocast, memory_format=torch.channels_last)
 
     def images(self, uint8_images: torch.Tensor) -> torch.Tensor:
@@ -83,33 +79,33 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     log_interval: int,
-    log_loss: LogLoss,
-    advance: Advance | None = None,
-) -> None:
-    """One pass over the shuffled training set; calls `log_loss` every `log_interval` steps."""
+) -> Iterator[tuple[int, float]]:
+    """One pass over the shuffled training set, yielding ``(step, loss)`` every
+    `log_interval` steps and at the last: the step of the epoch (from 1) and the mean loss
+    since the previous yield. Reading the loss is the one host sync per log point."""
     model.train()
     n = images.shape[0]
     order = torch.randperm(n, device=images.device, generator=generator)
     running = torch.zeros((), device=images.device)
     since_log = 0
     steps = (n + batch_size - 1) // batch_size
-    advance_every = max(1, steps // 200)  # a progress update costs ~50 us: not every GPU step
     for step in range(1, steps + 1):
+        # A batch: an index gather on the device.
         idx = order[(step - 1) * batch_size : step * batch_size]
         x, y = images[idx], labels[idx]
+        # Forward, backward, step.
         with placement.autocast_context():
             loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        running += loss.detach()  # stays on the device: no host sync per step
+        # The loss stays on the device until a log point.
+        running += loss.detach()
         since_log += 1
         if since_log == log_interval or step == steps:
-            log_loss(running.item() / since_log, step)  # the one sync per log point
+            yield step, running.item() / since_log
             running.zero_()
             since_log = 0
-        if advance is not None and (step % advance_every == 0 or step == steps):
-            advance(step)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -116,22 +116,22 @@ def fit(cfg: TrainConfig, run: wandb.Run) -> dict[str, float]:
                 f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, loss=float("nan"), acc="-"
             )
 
-            def log_loss(loss: float, step: int, epoch: int = epoch, bar: Any = bar) -> None:
+            # Train, logging the loss where the loop yields it.
+            started = time.perf_counter()
+            for step, loss in loop.train_epoch(
+                model, optimizer, train_x, train_y,
+                placement=place, batch_size=cfg.batch_size, generator=generator,
+                log_interval=cfg.log_interval,
+            ):  # fmt: skip
                 metrics["loss"] = loss
                 global_step = epoch * steps_per_epoch + step
                 run.log(
                     {"loss": loss, "epoch": epoch + step / steps_per_epoch, "step": global_step}
                 )
-                progress.update(bar, loss=loss)
+                progress.update(bar, completed=step, loss=loss)
+            epoch_seconds = time.perf_counter() - started  # the last yield read the loss: synced
 
-            started = time.perf_counter()
-            loop.train_epoch(
-                model, optimizer, train_x, train_y,
-                placement=place, batch_size=cfg.batch_size, generator=generator,
-                log_interval=cfg.log_interval, log_loss=log_loss,
-                advance=lambda step, bar=bar: progress.update(bar, completed=step),
-            )  # fmt: skip
-            epoch_seconds = time.perf_counter() - started  # the last log_loss synced the device
+            # Test.
             train_seconds += epoch_seconds
 
             evaluation = loop.evaluate(model, test_x, test_y, placement=place)

@@ -175,6 +175,14 @@ def test_each_epoch_logs_its_table_wrong_guesses_and_captioned_images(watched_ru
         assert row["test_images.count"] == 5
 
 
+def test_the_loss_steps_go_on_across_epochs(watched_run):
+    """128 images, batch 32: 4 steps an epoch, a loss point every 2. The second epoch's
+    steps continue the first's (a step that restarted each epoch would log 2, 4, 2, 4)."""
+    losses = [r for r in history(watched_run.run_dir) if "loss" in r]
+    assert [r["step"] for r in losses] == [2, 4, 6, 8]
+    assert [r["epoch"] for r in losses] == [0.5, 1.0, 1.5, 2.0]
+
+
 def test_watch_logs_gradient_and_parameter_histograms(watched_run, full_run):
     keys = {k for row in history(watched_run.run_dir) for k in row}
     for layer in ("layer1.0.weight", "layer2.1.bias", "fc.weight"):
