@@ -18,7 +18,7 @@ after the first, the slowest first claim, and the duplicates found (grid
 points handed out twice, or run ids twice, first claims included): always
 0, or the benchmark fails.
 
-PostgreSQL is a throwaway server started here (tests/pg_server.py: initdb,
+PostgreSQL is a throwaway server started here (tests/helpers/pg_server.py: initdb,
 pg_ctl on a free loopback port, fsync off; as root it runs as `postgres`), or
 the database at --postgres URL. Target: PostgreSQL >= 200 claims/s with 32
 agents and p99 < 50 ms.
@@ -235,7 +235,7 @@ def main() -> None:
 
     server = None
     if "postgres" in kinds and not args.postgres:
-        from tests.pg_server import PostgresServer, find_binaries
+        from tests.helpers.pg_server import PostgresServer, find_binaries
 
         binaries = find_binaries()
         if binaries is None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import wandb
+
+from tests.helpers.processes import tagged_processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,17 +62,26 @@ def wandb_offline(
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    """An empty working directory for commands; agents there import tests.sweep_functions."""
+    """An empty working directory for commands; agents there import tests.sweep_functions. A
+    tag in every descendant's environment finds any process a test left behind, and ends it
+    before the next test."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    return tmp_path
+    monkeypatch.setenv("SWEEPKIT_TEST_TAG", uuid.uuid4().hex)
+    yield tmp_path
+    # The wandb service this process started (an agent run in-process) carries the tag too:
+    # it is ended as wandb ends it, before anything tagged left over is killed.
+    wandb.teardown()
+    for pid in tagged_processes():  # a failed test leaves nothing running into the next ones
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
     """One throwaway PostgreSQL server for the test session (about 1 s to start); skipped,
     with the reason, where PostgreSQL's server is not installed (.ci/run installs it)."""
-    from tests.pg_server import PostgresServer, find_binaries
+    from tests.helpers.pg_server import PostgresServer, find_binaries
 
     binaries = find_binaries()
     if binaries is None:

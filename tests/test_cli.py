@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from tests.wandb_disk import run_summary
-
-
-def sweepkit(
-    *args: str, cwd: Path | None = None, columns: int | None = None, timeout: float | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the console script; `columns` widens rich's tables (80 when output is not a terminal)."""
-    exe = shutil.which("sweepkit")
-    assert exe, "the sweepkit console script is not installed (pip install -e .)"
-    env = os.environ.copy()
-    if columns:
-        env["COLUMNS"] = str(columns)
-    return subprocess.run(
-        [exe, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
-    )
+from tests.helpers.cli import sweepkit
+from tests.helpers.wandb_disk import run_summary
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])

@@ -16,7 +16,7 @@ import yaml
 from sweepkit import cli_options
 from sweepkit.docker import Mounts, container_argv, receive_secrets, secrets_payload
 from sweepkit.launch import AgentLaunch, Worker, agent_args
-from tests.test_cli import sweepkit
+from tests.helpers.cli import sweepkit
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "wandb-secret-key-that-must-never-appear-0123456789"

@@ -13,7 +13,7 @@ from sweepkit import engine
 from sweepkit.backends.store import open_store
 from sweepkit.config import violations
 from sweepkit.core import scheduling
-from tests.logged import logged
+from tests.helpers.logged import logged
 
 HYPERBAND = {
     "method": "grid",
@@ -133,8 +133,7 @@ def test_the_known_0_2_bugs_are_said_where_they_apply(monkeypatch, release, meth
 
 @pytest.mark.slow
 def test_the_agent_says_once_what_engine_0_2_gets_wrong_and_only_there(workdir):
-    from tests.test_cli import sweepkit
-    from tests.test_sweep_cli import create
+    from tests.helpers.cli import create, sweepkit
 
     sweep_id = create(
         workdir,

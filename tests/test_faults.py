@@ -19,12 +19,10 @@ import pytest
 
 from sweepkit.backends import backend_for_id, backend_for_new_sweep
 from sweepkit.runner.reaper import reap
-from tests.backends import fake_wandb
-from tests.test_cli import sweepkit
-from tests.test_launch import tagged_processes, wait_for_running
-from tests.test_launch import workdir as workdir
-from tests.test_sweep_cli import create, status
-from tests.wandb_disk import run_summary
+from tests.helpers import fake_wandb
+from tests.helpers.cli import create, status, sweepkit
+from tests.helpers.processes import tagged_processes, wait_for_running
+from tests.helpers.wandb_disk import run_summary
 
 GRID_6 = "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}\n"
 

@@ -14,27 +14,8 @@ import wandb
 
 from sweepkit.core.records import metric_value
 from sweepkit.follow import RunFollower, RunMetrics, TransactionLog, record_kind
-from tests.test_cli import sweepkit
-from tests.test_sweep_cli import create, status
-from tests.wandb_disk import run_records, run_summary
-
-
-def write_run(root, log, exit_code: int = 0, run_id: str | None = None) -> str:
-    """A real offline wandb run under `root`, ending with `exit_code`; returns its .wandb file
-    once wandb-core has written all of it (`finish` returns before the service has flushed the
-    last records)."""
-    with wandb.init(dir=str(root), project="follow", id=run_id) as run:
-        log(run)
-        if exit_code:
-            run.finish(exit_code=exit_code)
-    path = next((root / "wandb").glob(f"*-{run.id}/run-{run.id}.wandb"))
-    metrics, log_file = RunMetrics(None), TransactionLog(path)
-    deadline = time.monotonic() + 30
-    while metrics.exit_code is None and time.monotonic() < deadline:
-        metrics.add(log_file.read())
-        time.sleep(0.05)
-    assert metrics.exit_code is not None, "wandb never wrote the run's exit record (its last)"
-    return str(path)
+from tests.helpers.cli import create, status, sweepkit
+from tests.helpers.wandb_disk import run_records, run_summary, write_run
 
 
 def test_reading_as_the_file_grows_yields_every_record_once_in_order(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 
 from sweepkit.backends.store import open_store, redacted
 from sweepkit.cli import main
-from tests.hostile_configs import corpus
+from tests.helpers.hostile_configs import corpus
 
 PROMPT_S = 5.0  # a hang guard, not a timing: a bomb or a huge grid took minutes before
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -17,8 +13,8 @@ import pytest
 from sweepkit import launch
 from sweepkit.backends.base import AgentOptions
 from sweepkit.errors import ConfigError
-from tests.test_cli import sweepkit
-from tests.test_sweep_cli import REPO, create, status
+from tests.helpers.cli import create, status, sweepkit
+from tests.helpers.processes import tagged_processes, wait_for_running
 
 
 def test_one_worker_per_listed_gpu_each_seeing_only_its_gpu():
@@ -86,33 +82,6 @@ def test_gpus_and_workers_together_is_an_error():
         launch.plan_workers(gpus=[0], per_gpu=1, workers=2, count=None, cores=2)
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    # A tag in every descendant's environment, to find any process left behind.
-    monkeypatch.setenv("SWEEPKIT_TEST_TAG", uuid.uuid4().hex)
-    yield tmp_path
-    for pid in tagged_processes():  # a failed test leaves nothing running into the next ones
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def tagged_processes() -> list[int]:
-    tag = f"SWEEPKIT_TEST_TAG={os.environ['SWEEPKIT_TEST_TAG']}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if tag in (entry / "environ").read_bytes().split(b"\0"):
-                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                    if state != "Z":
-                        found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_gpus_all_without_a_gpu_is_one_line_and_exit_2(workdir):
     sweep_id = create(workdir, "method: grid\nparameters:\n  x: {values: [1]}\n")
     result = sweepkit("agent", sweep_id, "--gpus", "all", cwd=workdir)
@@ -142,16 +111,6 @@ def test_two_cpu_workers_finish_every_run_once_with_a_log_per_run(workdir):
         log = Path(line.rsplit("(log: ", 1)[1].rstrip(")"))
         assert log.is_file()
     assert not tagged_processes()
-
-
-def wait_for_running(workdir: Path, sweep_id: str, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = sweepkit("status", sweep_id, "--json", cwd=workdir)
-        if result.returncode == 0 and json.loads(result.stdout)["counts"].get("running", 0) >= n:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{n} runs never ran at once")
 
 
 @pytest.mark.slow

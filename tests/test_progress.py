@@ -13,8 +13,7 @@ import pytest
 
 from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.progress import OutputTail, sweep_line, sweep_total, worker_line
-from tests.test_cli import sweepkit
-from tests.test_sweep_cli import create, status
+from tests.helpers.cli import create, status, sweepkit
 
 GRID_4 = "name: demo\nmethod: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1.0, 2.0, 3.0, 4.0]}\n"
 

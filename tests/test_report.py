@@ -12,7 +12,7 @@ import pytest
 from sweepkit.backends import backend_for_new_sweep
 from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import importance, roc_pr, write_report
-from tests.browser import broken_images
+from tests.helpers.browser import broken_images
 
 
 def sweep_of(runs: list[RunRecord]) -> SweepInfo:

@@ -10,10 +10,10 @@ import pytest
 
 from sweepkit.backends import backend_for_id, backend_for_new_sweep
 from sweepkit.sync import plan_sync, sync
-from tests.backends import fake_wandb
-from tests.browser import broken_images, chromium, driven_chromium
-from tests.test_cli import sweepkit
-from tests.wandb_disk import history, logged_tables
+from tests.helpers import fake_wandb
+from tests.helpers.browser import broken_images, chromium, driven_chromium
+from tests.helpers.cli import sweepkit
+from tests.helpers.wandb_disk import history, logged_tables
 
 SWEEP = {
     "method": "grid",

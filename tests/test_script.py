@@ -17,12 +17,10 @@ import sweepkit
 from sweepkit.backends import UnknownSweepError
 from sweepkit.errors import ConfigError
 from sweepkit.script import run_script
-from tests.backends import fake_wandb
-from tests.test_cli import sweepkit as sweepkit_command
-from tests.test_launch import tagged_processes
-from tests.test_launch import workdir as workdir  # every process tagged, and ended after a test
-from tests.test_lifecycle import none_left, wait_for_file
-from tests.wandb_disk import history, logged_table, run_summary
+from tests.helpers import fake_wandb
+from tests.helpers.cli import sweepkit as sweepkit_command
+from tests.helpers.processes import none_left, tagged_processes, wait_for_file
+from tests.helpers.wandb_disk import history, logged_table, run_summary
 
 # The shape of W&B's sweep tutorials: a dict config (nested and distribution parameters),
 # wandb.sweep, wandb.agent(count=...), then code that reads what the runs left and prints it.

@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from tests.test_cli import sweepkit
-from tests.test_launch import workdir as workdir
+from tests.helpers.cli import sweepkit
 
 SWEEP = "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1.0, 2.0, 3.0, 4.0]}\n"
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from sweepkit.slurm import ArrayJob, array_script
-from tests.test_cli import sweepkit
-from tests.test_sweep_cli import create, status
+from tests.helpers.cli import create, status, sweepkit
 
 GRID_8 = "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]}\n"
 GRID_2 = "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1, 2]}\n"
@@ -91,7 +90,7 @@ def test_dry_run_prints_the_script_and_an_unknown_sweep_is_one_line(workdir):
 
 @pytest.fixture(scope="module")
 def cluster():
-    from tests.slurm_cluster import SlurmCluster, why_not
+    from tests.helpers.slurm_cluster import SlurmCluster, why_not
 
     if (reason := why_not()) is not None:
         pytest.skip(reason)

@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from tests.test_cli import sweepkit
-from tests.test_sweep_cli import create, status, write
-from tests.wandb_disk import run_summary
+from tests.helpers.cli import create, status, sweepkit, write
+from tests.helpers.wandb_disk import run_summary
 
 ONE_POINT = "method: grid\nparameters:\n  x: {values: [1.0]}\n"
 

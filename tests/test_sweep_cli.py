@@ -12,35 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import sweepkit
-
-REPO = Path(__file__).resolve().parent.parent
-GRID_12 = """
-method: grid
-metric: {name: loss, goal: minimize}
-parameters:
-  x: {values: [0.0, 1.0, 2.0, 3.0]}
-  y: {values: [a, b, c]}
-"""
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-def create(workdir: Path, yaml_text: str) -> str:
-    result = sweepkit("create", str(write(workdir / "sweep.yaml", yaml_text)), cwd=workdir)
-    assert result.returncode == 0, result.stderr
-    assert "backend: local (WANDB_MODE is offline" in result.stderr
-    assert "sweepkit agent local-" in result.stderr  # the exact command to start an agent
-    return result.stdout.strip()
-
-
-def status(workdir: Path, sweep_id: str) -> dict:
-    result = sweepkit("status", sweep_id, "--json", cwd=workdir)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.helpers.cli import REPO, create, one_line_error, status, sweepkit, write
+from tests.helpers.grids import GRID_12_YAML
 
 
 def test_validate_prints_a_summary_for_a_good_file():
@@ -62,7 +35,7 @@ def test_validate_prints_every_violation_one_per_line_and_exits_2(tmp_path):
 
 
 def test_four_agent_processes_finish_a_12_point_grid_each_point_once(workdir):
-    sweep_id = create(workdir, GRID_12)
+    sweep_id = create(workdir, GRID_12_YAML)
     agents = [
         subprocess.Popen(["sweepkit", "agent", sweep_id, "--function", "tests.sweep_functions:quadratic"], cwd=workdir,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,7 +87,7 @@ parameters:
     assert result.returncode == 0, result.stderr
     info = status(workdir, sweep_id)
     assert info["counts"] == {"finished": 4}
-    from tests.wandb_disk import run_summary
+    from tests.helpers.wandb_disk import run_summary
 
     for run in info["runs"]:
         logged = run_summary(run["location"])
@@ -253,18 +226,11 @@ early_terminate: {type: hyperband, min_iter: 2, eta: 2}
     # The run's own output says so in one line, not a traceback through the user's code.
     assert "sweepkit: stopped by early termination" in lines and "Traceback" not in result.stderr
     assert [runs[x]["state"] for x in (0.3, 0.2, 0.1)] == ["finished"] * 3
-    from tests.wandb_disk import history
+    from tests.helpers.wandb_disk import history
 
     assert (
         len([r for r in history(runs[9.0]["location"]) if "loss" in r]) < 8
     )  # it did not run to the end
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
-    assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert message in errors[0]
 
 
 @pytest.mark.slow

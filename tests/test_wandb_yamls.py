@@ -18,9 +18,8 @@ import pytest
 from sweepkit.cli import main
 from sweepkit.config import read_yaml
 from sweepkit.errors import ConfigError
-from tests.test_cli import sweepkit
-from tests.test_sweep_cli import REPO, create, one_line_error, status, write
-from tests.wandb_disk import run_summary
+from tests.helpers.cli import REPO, create, one_line_error, status, sweepkit, write
+from tests.helpers.wandb_disk import run_summary
 
 CORPUS = sorted((REPO / "tests" / "sweep_corpus").glob("*.yaml"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sweepkit.backends import UnknownSweepError, backend_for_id, backend_for_new_sweep
-from tests.backends import fake_wandb
+from tests.helpers import fake_wandb
 
 CONFIG = {
     "method": "grid",
@@ -99,7 +99,7 @@ def test_local_run_config_and_metric_come_from_the_wandb_run_itself(tmp_path, mo
     sweep_id = backend.create(CONFIG)
     backend.agent(sweep_id, function=FUNCTION, count=1)
     (run,) = backend.sweep(sweep_id).runs
-    from tests.wandb_disk import run_summary
+    from tests.helpers.wandb_disk import run_summary
 
     summary = run_summary(run.location)
     assert (

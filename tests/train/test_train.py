@@ -10,7 +10,7 @@ import wandb
 from sweepkit.errors import ConfigError
 from sweepkit.train import run_training, train
 from sweepkit.train.media import TABLE_COLUMNS, table_rows
-from tests.wandb_disk import history, logged_table, logged_tables, run_summary
+from tests.helpers.wandb_disk import history, logged_table, logged_tables, run_summary
 
 
 @pytest.fixture(scope="module")

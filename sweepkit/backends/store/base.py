@@ -5,7 +5,7 @@ runs and the runs' metric, as typed records. What to hand out next, when a
 sweep is done, which run is offered again and which runs hyperband stops is
 decided by `sweepkit.core.scheduling` on the records the store hands it, and a
 run's life by `sweepkit.core.lifecycle`. One test suite runs over every kind
-(tests/backends/test_store_contract.py): SQLite (one machine) and PostgreSQL
+(tests/backends/store/test_store_contract.py): SQLite (one machine) and PostgreSQL
 (any number of machines).
 """
 
@@ -30,7 +30,7 @@ class StoreError(SweepkitError):
 class Store(abc.ABC):
     """Sweeps and their runs, shared by every agent of a sweep.
 
-    Contract, for every kind (tests/backends/test_store_contract.py):
+    Contract, for every kind (tests/backends/store/test_store_contract.py):
 
     - Every change is one transaction: it lands whole or not at all, whatever
       happens to the process or the connection in the middle.

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
+
+import wandb
+
+from sweepkit.follow import RunMetrics, TransactionLog
 
 
 def _leet(*args: str) -> str:
@@ -55,3 +60,21 @@ def logged_tables(run_dir: str | Path, key: str) -> list[dict[str, Any]]:
         table["files"] = {c["path"]: c["local_path"] for c in contents}
         tables.append(table)
     return tables
+
+
+def write_run(root, log, exit_code: int = 0, run_id: str | None = None) -> str:
+    """A real offline wandb run under `root`, ending with `exit_code`; returns its .wandb file
+    once wandb-core has written all of it (`finish` returns before the service has flushed the
+    last records)."""
+    with wandb.init(dir=str(root), project="follow", id=run_id) as run:
+        log(run)
+        if exit_code:
+            run.finish(exit_code=exit_code)
+    path = next((root / "wandb").glob(f"*-{run.id}/run-{run.id}.wandb"))
+    metrics, log_file = RunMetrics(None), TransactionLog(path)
+    deadline = time.monotonic() + 30
+    while metrics.exit_code is None and time.monotonic() < deadline:
+        metrics.add(log_file.read())
+        time.sleep(0.05)
+    assert metrics.exit_code is not None, "wandb never wrote the run's exit record (its last)"
+    return str(path)

@@ -23,7 +23,7 @@ import yaml
 
 from sweepkit import engine
 from sweepkit.runlog import find_run_file
-from tests.wandb_disk import history, run_summary
+from tests.helpers.wandb_disk import history, run_summary
 
 
 @dataclasses.dataclass

@@ -235,7 +235,9 @@ def test_sweep_runs_of_a_list_counts_points_tries_and_the_metric_extremes():
     assert (empty.tries, empty.points, empty.metric_min, empty.metric_max) == (0, 0, None, None)
 
 
-GRID_12 = {
+# Twelve points whose values the engine matches by their YAML hash: a float written as an
+# int (3e6), a dict, None.
+ODD_GRID_12 = {
     "method": "grid",
     "parameters": {"a": {"values": [1e-3, 0.5, 3e6, 4]}, "b": {"values": ["x", {"k": 1}, None]}},
 }
@@ -262,10 +264,10 @@ def test_a_grid_window_less_the_runs_claimed_since_is_the_engines_next_point(ahe
         if window is not None:
             window = window.past(runs[window.seen :])
         if window is None or window.needs_refill(refill) or rng.random() < 0.2:
-            window = scheduling.grid_ahead(GRID_12, runs, ahead)
+            window = scheduling.grid_ahead(ODD_GRID_12, runs, ahead)
         windows[agent] = window
-        expected = engine.next_run(GRID_12, scheduling.engine_runs(GRID_12, runs))
-        choice = choose(sweep(GRID_12), SweepRuns.of(runs), max_retries=0, ahead=window)
+        expected = engine.next_run(ODD_GRID_12, scheduling.engine_runs(ODD_GRID_12, runs))
+        choice = choose(sweep(ODD_GRID_12), SweepRuns.of(runs), max_retries=0, ahead=window)
         if expected is None:
             assert choice.config is None and choice.finished
             break
@@ -279,7 +281,7 @@ def test_a_grid_window_less_the_runs_claimed_since_is_the_engines_next_point(ahe
 
 
 def test_a_grid_window_cannot_tell_past_a_point_it_does_not_hold():
-    window = scheduling.grid_ahead(GRID_12, [], 20)
+    window = scheduling.grid_ahead(ODD_GRID_12, [], 20)
     assert (window.seen, len(window.points), window.last) == (0, 12, True)
     first, second = (json.loads(point) for point in window.points[:2])
     after = window.past([grid_run("r1", first)])
@@ -297,7 +299,7 @@ def test_a_grid_window_cannot_tell_past_a_point_it_does_not_hold():
     assert short.needs_refill(3) and not short.needs_refill(2)
     done = scheduling.GridAhead(0, window.points[:1], last=True).past([grid_run("r1", first)])
     assert done.points == () and not done.needs_refill(3)
-    assert choose(sweep(GRID_12), SweepRuns.of([]), max_retries=0, ahead=done).finished
+    assert choose(sweep(ODD_GRID_12), SweepRuns.of([]), max_retries=0, ahead=done).finished
 
 
 def test_a_grid_window_of_a_large_grid_holds_n_points_and_more_past_them():

@@ -24,16 +24,8 @@ from sweepkit.core.lifecycle import MAX_RETRIES, InvalidMove, check_move
 from sweepkit.core.records import StoredRun, StoredSweep
 from sweepkit.core.scheduling import unfinished_points
 from sweepkit.runner.reaper import reap
-from tests.logged import logged
-
-GRID_12 = {
-    "method": "grid",
-    "parameters": {
-        "a": {"values": [1, 2, 3]},
-        "b": {"values": ["x", "y"]},
-        "c": {"values": [True, False]},
-    },
-}
+from tests.helpers.grids import GRID_12, HYPERBAND_GRID
+from tests.helpers.logged import logged
 
 
 def drain(store: Store, sweep_id: str, loss=lambda cfg: 0.0) -> list[dict]:
@@ -138,14 +130,6 @@ def test_parallel_processes_never_share_a_grid_point_nor_pass_run_cap(
         w.join(timeout=30)
     assert len(claimed) == expected
     assert len(set(claimed)) == expected
-
-
-HYPERBAND_GRID = {
-    "method": "grid",
-    "metric": {"name": "loss", "goal": "minimize"},
-    "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 2},
-    "parameters": {"a": {"values": [1, 2]}},
-}
 
 
 def kept_points(store: Store, sweep_id: str, run_id: str) -> list[float]:

@@ -18,15 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.sqlite_lock import lock_held
-from tests.test_launch import tagged_processes, wait_for_running
-from tests.test_launch import workdir as workdir
-from tests.test_sweep_cli import create, status
-
-GRID_2 = (
-    "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1.0, 2.0]}\n"
-)
-GRID_3 = "method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {values: [1.0, 2.0, 3.0]}\n"
+from tests.helpers.cli import create, status
+from tests.helpers.grids import GRID_2_YAML, GRID_3_YAML
+from tests.helpers.processes import tagged_processes, wait_for_running
+from tests.helpers.sqlite_lock import lock_held
 
 
 class Agent:
@@ -84,7 +79,7 @@ def test_ctrl_c_while_the_fork_server_imports_finishes_the_run_then_stops(workdi
         "        time.sleep(0.05)\n"
         "from tests.sweep_functions import quadratic as train\n"
     )
-    sweep_id = create(workdir, GRID_2)
+    sweep_id = create(workdir, GRID_2_YAML)
     agent = Agent(workdir, sweep_id, "-f", "slow_import:train")
     agent.wait_for_line(" started: ")  # claimed; its process waits for the importing server
     while not (workdir / "server-importing").exists():
@@ -103,7 +98,7 @@ def test_ctrl_c_while_the_fork_server_imports_finishes_the_run_then_stops(workdi
 
 @pytest.mark.slow
 def test_ctrl_c_twice_stops_the_run_and_says_so_in_one_line(workdir):
-    sweep_id = create(workdir, GRID_2)
+    sweep_id = create(workdir, GRID_2_YAML)
     agent = Agent(workdir, sweep_id, "-f", "tests.sweep_functions:hangs_until_stopped")
     wait_for_running(workdir, sweep_id, 1)
     agent.ctrl_c()
@@ -132,7 +127,7 @@ def _heartbeat_age(store: Path) -> float:
 def test_sigterm_while_another_process_holds_the_sqlite_lock_stops_the_agent_at_once(workdir):
     from sweepkit.runner.loop import HEARTBEAT_S
 
-    sweep_id = create(workdir, GRID_3)
+    sweep_id = create(workdir, GRID_3_YAML)
     store = workdir / ".sweepkit" / "sweeps.db"
     agent = Agent(workdir, sweep_id, "--crash-grace", "5", "-f",
                   "tests.sweep_functions:runs_until_released")  # fmt: skip
@@ -174,7 +169,7 @@ def test_a_store_on_a_read_only_filesystem_says_so_and_what_to_do(workdir):
     if probe.returncode != 0:
         pytest.skip(f"cannot make a mount namespace here: {probe.stderr.decode().strip()}")
     sweep = workdir / "sweep.yaml"
-    sweep.write_text(GRID_2)
+    sweep.write_text(GRID_2_YAML)
     mount = workdir / "ro"
     mount.mkdir()
     script = (

@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from sweepkit.backends.store import StoreError, open_store
-from tests.backends.test_store_contract import HYPERBAND_GRID, kept_points
+from tests.helpers.grids import HYPERBAND_GRID
 
 
 def test_reads_never_wait_for_the_write_lock(tmp_path, monkeypatch):
@@ -208,8 +208,8 @@ def test_a_store_from_before_the_metric_columns_is_migrated(tmp_path):
     (run,) = store.runs("local-old")
     assert (run.metric_count, run.metric_min, run.metric_max, run.metric_last) == (3, 1.0, 3.0, 2.0)
     assert run.metric_value == 1.5
-    assert kept_points(store, "local-old", "r1") == [3.0, 1.0, 2.0]
+    assert store.metric_points("local-old").get("r1", []) == [3.0, 1.0, 2.0]
     (maxed,) = store.runs("local-max")
     assert (maxed.metric_count, maxed.metric_value) == (2, 90.0)  # the goal picks the max
-    assert kept_points(store, "local-max", "m1") == []
+    assert store.metric_points("local-max").get("m1", []) == []
     assert store.claim_run("local-old").config == {"a": {"value": 2}}  # the grid goes on

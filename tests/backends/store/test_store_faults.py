@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sweep_cli import create, status
+from tests.helpers.cli import create, status
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 GRID = (

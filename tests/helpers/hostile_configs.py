@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
     [*(REPO / "sweeps").glob("*.yaml"), *(REPO / "tests" / "sweep_corpus").glob("*.yaml")]
 )

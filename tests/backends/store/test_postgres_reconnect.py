@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from sweepkit.backends.store import StoreError, open_store
-from tests.backends.test_store_contract import GRID_12
+from tests.helpers.grids import GRID_12
 
 pytestmark = pytest.mark.postgres
 

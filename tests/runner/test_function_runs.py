@@ -21,7 +21,7 @@ import wandb
 
 from sweepkit.errors import ConfigError
 from sweepkit.runner import child, process, target, workspace
-from tests.wandb_disk import run_summary
+from tests.helpers.wandb_disk import run_summary
 
 
 def call(function, tmp_path, log_text: str | None = None) -> tuple[int, str]:
@@ -108,7 +108,7 @@ def test_a_run_open_when_its_function_raised_ends_with_exit_code_1(tmp_path):
 
 
 def test_a_function_named_module_attr_is_imported(tmp_path):
-    assert call("tests.test_agent_function:_done", tmp_path) == (0, "")
+    assert call("tests.runner.test_function_runs:_done", tmp_path) == (0, "")
     assert target.resolve_function("os:path.join") is os.path.join  # a dotted attribute too
 
 
@@ -367,13 +367,13 @@ def test_a_module_attr_runs_from_the_fork_server_and_a_scripts_function_is_forke
 
 def test_a_sessions_function_runs_from_the_fork_server_if_importable_else_here(monkeypatch):
     monkeypatch.setattr(target, "_interactive_session", lambda: True)
-    assert target.place(fails) == (target.FORKSERVER, "tests.test_agent_function:fails")
+    assert target.place(fails) == (target.FORKSERVER, "tests.runner.test_function_runs:fails")
     in_session = lambda: None  # noqa: E731
     assert target.place(in_session) == (target.IN_PROCESS, in_session)
 
 
 def test_an_importable_reference_is_the_very_function_a_fresh_import_gives():
-    assert target.importable_reference(fails) == "tests.test_agent_function:fails"
+    assert target.importable_reference(fails) == "tests.runner.test_function_runs:fails"
     assert target.importable_reference(os.path.join) == "posixpath:join"
     assert target.importable_reference(lambda: None) is None  # "<lambda>" in its qualname
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import sweepkit
-from tests.test_launch import tagged_processes
-from tests.test_launch import workdir as workdir  # tags every process a test starts
-from tests.test_sweep_cli import GRID_12, create, status
+from tests.helpers.cli import create, status, sweepkit
+from tests.helpers.grids import GRID_12_YAML as GRID_12
+from tests.helpers.processes import tagged_processes
 
 pytestmark = pytest.mark.postgres
 

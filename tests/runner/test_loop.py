@@ -988,7 +988,7 @@ def test_a_named_functions_runs_fork_from_a_server_that_imported_its_module_once
     # Python 3.11 starts the server without this process's sys.path (gh-117378), from the
     # working directory: there, the project's root, `tests` is found (and so is what tools
     # that wrap the tests read there: mutmut's runs look for its pyproject.toml).
-    monkeypatch.chdir(Path(__file__).parent.parent)
+    monkeypatch.chdir(Path(__file__).parents[2])
     sweep_id = make(values(i=[1, 2]))
     result = loop.run_agent(store, sweep_id, function="tests.lazy_function:run")
     assert result.exit_code == 0  # the runs hold nothing of this process to close
