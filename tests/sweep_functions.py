@@ -235,3 +235,35 @@ def gated() -> None:
         while not (gates / f"release-{x}").exists():
             time.sleep(0.1)
         (gates / f"done-{x}").touch()
+
+
+# What `logs_its_own_views` logs, for the tests that read it back.
+VIEW_CLASSES = ["cat", "dog", "bird"]
+VIEW_TRUTH = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+VIEW_GUESS = [0, 0, 1, 1, 2, 2, 2, 0, 2]
+
+
+def logs_its_own_views() -> None:
+    """A user's function as W&B's docs write one: its metric is val_acc (no `loss`), its
+    charts under keys of its own (`wandb.plot`'s confusion matrix, ROC and PR curves, and
+    `wandb.sklearn`'s confusion matrix under sklearn's own key), a `wandb.Table` and images."""
+    import numpy as np
+
+    with wandb.init() as run:
+        x = float(run.config["x"])
+        for epoch in range(3):
+            run.log({"val_acc": x * (epoch + 1) / 10, "train/err": 1.0 - epoch / 4})
+        scores = np.full((len(VIEW_TRUTH), 3), 0.1)
+        for i, guess in enumerate(VIEW_GUESS):
+            scores[i, guess] = 0.8
+        run.log({"eval_cm": wandb.plot.confusion_matrix(
+            y_true=VIEW_TRUTH, preds=VIEW_GUESS, class_names=VIEW_CLASSES)})  # fmt: skip
+        run.log({"eval_roc": wandb.plot.roc_curve(VIEW_TRUTH, scores, labels=VIEW_CLASSES),
+                 "eval_pr": wandb.plot.pr_curve(VIEW_TRUTH, scores, labels=VIEW_CLASSES)})  # fmt: skip
+        wandb.sklearn.plot_confusion_matrix(VIEW_TRUTH, VIEW_GUESS, labels=VIEW_CLASSES)
+        rows = [[i, VIEW_CLASSES[g], VIEW_CLASSES[t],
+                 wandb.Image(np.full((8, 8), 20 * i, dtype=np.uint8))]
+                for i, (g, t) in enumerate(zip(VIEW_GUESS, VIEW_TRUTH, strict=True)) if g != t]  # fmt: skip
+        run.log({"worst_cases": wandb.Table(columns=["id", "guess", "truth", "image"], data=rows)})
+        run.log({"examples": [wandb.Image(np.full((6, 6), 40 * i, dtype=np.uint8),
+                                          caption=f"example {i}") for i in range(3)]})  # fmt: skip

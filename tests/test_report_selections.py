@@ -11,9 +11,10 @@ import pytest
 
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord, SweepInfo
-from sweepkit.report import predictions, selections
-from sweepkit.report.predictions import NEEDED, Prediction
+from sweepkit.report import selections
 from sweepkit.runlog import LoggedTable
+from sweepkit.views import predictions
+from sweepkit.views.predictions import NEEDED, Prediction
 
 
 def sweep_of(runs: list[RunRecord], goal: str | None = "maximize") -> SweepInfo:

@@ -74,42 +74,73 @@ class AgentOptions:
 
 @dataclasses.dataclass(frozen=True)
 class RunDetails:
-    """What one run logged, for `sweepkit report`: scalars per step and its last tables."""
+    """What one run logged, for `sweepkit report`: its scalars per step, every W&B chart by
+    kind under the key it was logged with, its prediction table's versions, its own tables
+    and images (`sweepkit.views.details` reads them from a run's log)."""
 
     history: list[dict[str, float]]
-    predictions: Any = None  # sweepkit.runlog.LoggedTable of "test_predictions", if logged
-    confusion: Any = None  # the LoggedTable of "confusion_matrix_table", if logged
-    # Every version of "test_predictions" in the order logged (one per epoch); the last is
-    # `predictions`.
+    # Every version of its prediction table (the seed's columns, under any key), in the order
+    # logged: one per epoch for sweepkit's trainer.
     prediction_epochs: list[Any] = dataclasses.field(default_factory=list)
-    roc: Any = None  # the LoggedTable of "roc_curve_table" (class, fpr, tpr), if logged
-    pr: Any = None  # the LoggedTable of "pr_curve_table" (class, precision, recall), if logged
+    # W&B charts by kind ("confusion", "roc", "pr"): (the key it was logged under, its table as
+    # a `sweepkit.runlog.LoggedTable`, columns named as in CHART_COLUMNS).
+    charts: dict[str, list[tuple[str, Any]]] = dataclasses.field(default_factory=dict)
+    tables: dict[str, Any] = dataclasses.field(default_factory=dict)  # its own: key -> last version
+    # key -> the images last logged under it: (file, caption)
+    images: dict[str, list[tuple[Path, str]]] = dataclasses.field(default_factory=dict)
     # The machine holding the run's folder, when this one cannot see it: then `history` is
     # only what the store kept of the metric (sweeps with early_terminate), and no tables.
     elsewhere: str | None = None
+
+    @property
+    def predictions(self) -> Any:
+        """The prediction table's last version, or None."""
+        return self.prediction_epochs[-1] if self.prediction_epochs else None
+
+    @property
+    def confusion(self) -> Any:
+        return self._first("confusion")
+
+    @property
+    def roc(self) -> Any:
+        return self._first("roc")
+
+    @property
+    def pr(self) -> Any:
+        return self._first("pr")
+
+    def _first(self, kind: str) -> Any:
+        logged = self.charts.get(kind)
+        return logged[0][1] if logged else None
 
     @classmethod
     def from_tables(
         cls, history: list[dict[str, float]], tables: dict[str, list[Any]]
     ) -> RunDetails:
-        """Build from every version of each table the run logged, keyed as in `TABLE_KEYS`."""
-        predictions = tables.get("test_predictions") or []
-        return cls(
-            history=history,
-            predictions=predictions[-1] if predictions else None,
-            confusion=_last(tables.get("confusion_matrix_table")),
-            prediction_epochs=list(predictions),
-            roc=_last(tables.get("roc_curve_table")),
-            pr=_last(tables.get("pr_curve_table")),
-        )
+        """Build from every version of each table logged under sweepkit's trainer's keys
+        (`TABLE_KEYS`: what the W&B backend downloads)."""
+        charts = {
+            kind: [(key, versions[-1])]
+            for kind, key in CHART_KEYS.items()
+            if (versions := tables.get(key))
+        }
+        return cls(history, list(tables.get("test_predictions") or []), charts)
 
 
-# The tables `sweepkit report` reads of a run (what sweepkit.train logs).
+# The tables of sweepkit's trainer, by the keys it logs them under; on the local backend any
+# run's tables and charts are read by what they are, whatever their keys.
 TABLE_KEYS = ["test_predictions", "confusion_matrix_table", "roc_curve_table", "pr_curve_table"]
-
-
-def _last(versions: list[Any] | None) -> Any:
-    return versions[-1] if versions else None
+CHART_KEYS = {
+    "confusion": "confusion_matrix_table",
+    "roc": "roc_curve_table",
+    "pr": "pr_curve_table",
+}
+# The columns of each chart kind's table, as `RunDetails.charts` holds them.
+CHART_COLUMNS = {
+    "confusion": ["Actual", "Predicted", "nPredictions"],
+    "roc": ["class", "fpr", "tpr"],
+    "pr": ["class", "precision", "recall"],
+}
 
 
 class Backend(abc.ABC):

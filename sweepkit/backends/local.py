@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from sweepkit.backends.base import (
-    TABLE_KEYS,
     AgentOptions,
     AgentResult,
     Backend,
@@ -83,7 +82,7 @@ class LocalBackend(Backend):
         )  # fmt: skip
 
     def run_details(self, sweep_id: str, run_ids: list[str]) -> dict[str, RunDetails]:
-        from sweepkit.runlog import logged_tables, read_run_log
+        from sweepkit.views.details import read_details  # wandb's records: only for a report
 
         info = self.sweep(sweep_id)
         runs = {r.id: r for r in info.runs}
@@ -100,12 +99,7 @@ class LocalBackend(Backend):
                 )
                 continue
             run_file = next(Path(folder).glob("run-*.wandb"), None) if folder else None
-            if run_file is None:
-                details[run_id] = RunDetails(history=[])
-                continue
-            details[run_id] = RunDetails.from_tables(
-                read_run_log(run_file).history, logged_tables(run_file, TABLE_KEYS)
-            )
+            details[run_id] = read_details(run_file) if run_file else RunDetails(history=[])
         return details
 
     def control(self, sweep_id: str, command: str, *, crash_grace_s: float = CRASH_GRACE_S) -> str:

@@ -4,7 +4,8 @@ Everything comes from what the runs logged (their run folders for a local
 sweep, the W&B API for a W&B sweep); nothing is re-run. One module per view:
 
     overview     the sweep at a glance, parameters against the metric, the metric run by
-                 run, the best runs' curves, the best run's confusion matrix and mistakes
+                 run, the best runs' curves, the best run's mistakes
+    logged       what the best run logged, by key: confusion matrices, its tables, images
     importance   each parameter's correlation with the metric and random-forest importance
     roc_pr       ROC and precision-recall curves of the best runs
     over_time    the same images across a run's epochs; wrong guesses per epoch
@@ -23,15 +24,16 @@ from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import (
     compare,
     importance,
+    logged,
     over_time,
     overview,
-    predictions,
     roc_pr,
     selections,
     table,
 )
 from sweepkit.report.overview import TOP_RUNS
 from sweepkit.report.page import asset, missing, section
+from sweepkit.views import predictions
 
 __all__ = ["render", "write_report"]
 
@@ -72,6 +74,7 @@ def render(
     """The whole page as HTML."""
     best = order[0] if order else None
     best_details = details.get(best.id) if best else None
+    best_name = f"The best run ({best.name or best.id})" if best else "No run"
     top = order[:TOP_RUNS]
     sections = [
         overview.glance(info, best),
@@ -79,12 +82,17 @@ def render(
         section("Parameter importance", importance.view(info), "importance"),
         section("The metric, run by run", overview.metric_over_runs(info)),
         section(
-            f"Curves of the best {len(top)} runs",
+            _best(len(top), "Curves of the best run", "Curves of the best {n} runs"),
             overview.elsewhere(details) + overview.curves(info, order, details),
+            "curves",
         ),
-        section("Best run: confusion matrix", overview.confusion(best_details)),
+        section(
+            "Best run: confusion matrix", logged.confusions(best_details, best_name), "confusion"
+        ),
         _curve_sections(top, details),
         _table_sections(info, order, details, pair, named),
+        section("Best run: its own tables", logged.own_tables(best_details, best_name), "tables"),
+        section("Best run: its images", logged.images(best_details, best_name), "images"),
     ]
     title = html.escape(f"sweep {info.label}")
     return (
@@ -94,25 +102,30 @@ def render(
     )
 
 
+def _best(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many.format(n=n)
+
+
 def _curve_sections(top: list[RunRecord], details: dict[str, RunDetails]) -> str:
     if not any(details.get(r.id) and (details[r.id].roc or details[r.id].pr) for r in top):
         return section(
             "ROC and precision-recall curves",
             missing(
-                "Left out: the best runs logged no ROC or PR curve "
-                "(sweepkit.train logs them as roc_curve and pr_curve; curves=false turns them off)."
+                "Left out: the best runs logged no ROC or PR curve (wandb.plot.roc_curve and "
+                "pr_curve, or wandb.sklearn's, under any key)."
             ),
             "roc-pr",
         )
     return section(
-        f"ROC curves of the best {len(top)} runs",
+        _best(len(top), "ROC curves of the best run", "ROC curves of the best {n} runs"),
         roc_pr.chart(top, details, "roc", TOP_RUNS),
         "roc",
     ) + section(
-        f"Precision-recall curves of the best {len(top)} runs",
+        _best(len(top), "Precision-recall curves of the best run",
+              "Precision-recall curves of the best {n} runs"),
         roc_pr.chart(top, details, "pr", TOP_RUNS),
         "pr",
-    )
+    )  # fmt: skip
 
 
 def _table_sections(

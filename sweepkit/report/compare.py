@@ -9,7 +9,7 @@ from collections import Counter
 
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord
-from sweepkit.report import predictions, selections
+from sweepkit.report import selections
 from sweepkit.report.page import (
     class_axis,
     data_uri,
@@ -19,7 +19,8 @@ from sweepkit.report.page import (
     paragraph,
     score_bars,
 )
-from sweepkit.report.predictions import Prediction
+from sweepkit.views import predictions
+from sweepkit.views.predictions import Prediction
 
 PER_GROUP = 8  # images shown per guess
 MAX_DISAGREEMENTS = 24

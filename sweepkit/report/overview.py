@@ -12,8 +12,9 @@ import matplotlib.pyplot as plt
 
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord, SweepInfo
-from sweepkit.report import predictions, selections
-from sweepkit.report.page import data_uri, digit, fmt, grid, missing, paragraph, png
+from sweepkit.report import selections
+from sweepkit.report.page import chart_data, data_uri, digit, fmt, grid, missing, paragraph, png
+from sweepkit.views import predictions
 
 TOP_RUNS = 3  # runs whose curves are drawn
 MAX_MISTAKES = 24  # misclassified images shown
@@ -35,10 +36,11 @@ def glance(info: SweepInfo, best: RunRecord | None) -> str:
         parts.append(missing("No run has logged the sweep's metric yet."))
         return "".join(parts)
     params = sorted({k for r in info.runs for k in r.config})
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in ["run", "state", *params, metric])
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in ["run", "id", "state", *params, metric])
     rows = []
     for run in selections.ranked(info)[:10]:
-        cells = [run.id, run.state, *(fmt(run.config.get(p)) for p in params), fmt(run.metric)]
+        cells = [run.name or run.id, run.id, run.state,
+                 *(fmt(run.config.get(p)) for p in params), fmt(run.metric)]  # fmt: skip
         css = " class='best'" if run.id == best.id else ""
         rows.append(f"<tr{css}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     parts.append(f"<h2>Best runs</h2><table><tr>{header}</tr>{''.join(rows)}</table>")
@@ -130,52 +132,64 @@ def elsewhere(details: dict[str, RunDetails]) -> str:
     )
 
 
+# Logged counters that are an x axis, not a curve of their own.
+X_KEYS = frozenset({"epoch", "step", "global_step", "trainer/global_step", "iteration"})
+MAX_CURVES = 4  # panels of curves: the sweep's metric first, then what the runs logged most
+
+
+def curve_keys(info: SweepInfo, histories: list[list[dict[str, float]]]) -> list[str]:
+    """The scalars worth a panel: the sweep's metric first, then the others the runs logged,
+    those most runs logged first (W&B's app draws every one; a page draws a few).
+
+    >>> info = SweepInfo("s", "local", {"metric": {"name": "acc"}}, "running", [])
+    >>> curve_keys(info, [[{"_step": 0, "loss": 1.0, "acc": 0.5, "epoch": 0}], [{"loss": 2.0}]])
+    ['acc', 'loss']
+    """
+    logged: dict[str, int] = {}
+    for history in histories:
+        for key in {k for row in history for k in row}:
+            logged[key] = logged.get(key, 0) + 1
+    metric = info.metric_name
+    others = sorted(
+        (k for k in logged if k != metric and k not in X_KEYS and not k.startswith("_")),
+        key=lambda k: (-logged[k], k),
+    )
+    return ([metric] if metric in logged else []) + others[: MAX_CURVES - (metric in logged)]
+
+
 def curves(info: SweepInfo, ranked: list[RunRecord], details: dict[str, RunDetails]) -> str:
-    keys = [k for k in ("loss", info.metric_name) if k]
+    """The best runs' curves of the sweep's metric and of the other scalars they logged, by
+    W&B's step (or by epoch where every point of a key has one)."""
     top = [r for r in ranked[:TOP_RUNS] if details.get(r.id) and details[r.id].history]
     if not top:
         return missing("The best runs' histories could not be read.")
-    fig, axes = plt.subplots(1, len(keys), figsize=(9, 3), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        x_key = "epoch"
+    keys = curve_keys(info, [details[r.id].history for r in top])
+    if not keys:
+        return missing("The best runs logged no numbers over their steps.")
+    columns = min(2, len(keys))
+    rows = -(-len(keys) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(9, 3 * rows), squeeze=False)
+    drawn: dict[str, dict[str, list[list[float]]]] = {}
+    for ax, key in zip(axes.flat, keys, strict=False):
+        points = {run.id: [row for row in details[run.id].history if key in row] for run in top}
+        x_key = "epoch" if all("epoch" in r for rs in points.values() for r in rs) else "_step"
+        single = all(len(rs) <= 1 for rs in points.values())
         for run in top:
-            rows = [row for row in details[run.id].history if key in row]
-            # Training loss has a point per log interval: by step; per-epoch metrics by epoch.
-            x_key = "step" if rows and all("step" in row for row in rows) else "epoch"
-            xs = [row.get(x_key, i) for i, row in enumerate(rows)]
-            ax.plot(
-                xs, [row[key] for row in rows], marker="." if len(rows) < 20 else None, label=run.id
-            )
-        ax.set_title(key)
-        ax.set_xlabel(x_key)
-    axes[0][0].legend(fontsize=8)
-    return png(fig)
-
-
-def confusion(details: RunDetails | None) -> str:
-    table = details.confusion if details else None
-    if table is None:
-        return missing("The best run logged no confusion matrix.")
-    classes = sorted(
-        {row[0] for row in table.data} | {row[1] for row in table.data}, key=_class_key
-    )
-    index = {c: i for i, c in enumerate(classes)}
-    counts = [[0.0] * len(classes) for _ in classes]
-    for actual, predicted, n in table.data:
-        counts[index[actual]][index[predicted]] += n
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    image = ax.imshow(counts, cmap="Blues")
-    for i, row in enumerate(counts):
-        for j, n in enumerate(row):
-            if n:
-                ax.text(j, i, f"{n:g}", ha="center", va="center", fontsize=7,
-                        color="white" if n > max(map(max, counts)) / 2 else "black")  # fmt: skip
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    fig.colorbar(image, ax=ax)
-    return png(fig)
+            rs = points[run.id]
+            xs = [row.get(x_key, i) for i, row in enumerate(rs)]
+            ax.plot(xs, [row[key] for row in rs], marker="o" if len(rs) < 20 else None,
+                    label=run.name or run.id)  # fmt: skip
+            drawn.setdefault(key, {})[run.name or run.id] = [
+                [x, row[key]] for x, row in zip(xs, rs, strict=True)
+            ]
+        if single:  # one point a run: say so on the axis, not with ticks of 0.96 ... 1.04
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_title(key + (" (one value a run)" if single else ""))
+        ax.set_xlabel("epoch" if x_key == "epoch" else "step")
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=8)
+    return png(fig) + chart_data("curves", drawn)
 
 
 def _class_key(name: str) -> tuple[int, Any]:

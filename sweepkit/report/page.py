@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -49,6 +50,13 @@ def png(fig: Figure) -> str:
     plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode()
     return f"<img class='chart' alt='chart' src='data:image/png;base64,{data}'>"
+
+
+def chart_data(name: str, data: Any) -> str:
+    """What a chart draws, as JSON beside it: its panels, series and points, as they were
+    logged (what a reader, a test or the dashboard takes instead of the picture's pixels)."""
+    text = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    return f"<script type='application/json' data-chart='{html.escape(name)}'>{text}</script>"
 
 
 def data_uri(path: Path | None) -> str | None:

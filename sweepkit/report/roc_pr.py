@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import html
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord
-from sweepkit.report.page import missing, png
+from sweepkit.report.page import chart_data, missing, png
 
 GRID = np.linspace(0.0, 1.0, 101)  # where the per-class curves are averaged
 
@@ -45,26 +47,38 @@ def chart(ranked: list[RunRecord], details: dict[str, RunDetails], kind: str, to
     """
     x, y, title = ("fpr", "tpr", "ROC") if kind == "roc" else ("recall", "precision", "PR")
     drawn = [
-        (run, getattr(details[run.id], kind))
+        (run, key, table)
         for run in ranked
-        if details.get(run.id) is not None and getattr(details[run.id], kind) is not None
+        if details.get(run.id) is not None
+        for key, table in details[run.id].charts.get(kind, [])[:1]
     ][:top]
     if not drawn:
-        return missing(f"No run logged a {title} curve ({kind}_curve).")
+        return missing(f"No run logged a {title} curve.")
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    for i, (run, table) in enumerate(drawn):
+    data = {}
+    for i, (run, key, table) in enumerate(drawn):
         curves = curves_by_class(table, x, y)
+        data[run.name or run.id] = {
+            "key": key,
+            "classes": {c: [xs.tolist(), ys.tolist()] for c, (xs, ys) in curves.items()},
+        }
         for xs, ys in curves.values():
             ax.plot(xs, ys, color=f"C{i}", alpha=0.25, lw=0.8)
         mean = macro_average(curves)
         area = float(np.sum((mean[1:] + mean[:-1]) / 2 * np.diff(GRID)))  # the trapezoid rule
         ax.plot(
-            GRID, mean, color=f"C{i}", lw=2.2, label=f"{run.id}: macro-average, area {area:.3f}"
-        )
+            GRID, mean, color=f"C{i}", lw=2.2,
+            label=f"{run.name or run.id} ({key}): macro-average, area {area:.3f}",
+        )  # fmt: skip
     if kind == "roc":
         ax.plot([0, 1], [0, 1], color="#999", ls="--", lw=0.8)
     ax.set_xlabel("false positive rate" if kind == "roc" else "recall")
     ax.set_ylabel("true positive rate" if kind == "roc" else "precision")
     ax.set_title(f"{title} curves, one per class (thin) and their average (bold)")
     ax.legend(fontsize=8, loc="lower right" if kind == "roc" else "lower left")
-    return png(fig)
+    keys = sorted({key for _, key, _ in drawn})
+    return (
+        png(fig)
+        + f"<p class='keys'>logged as {html.escape(', '.join(keys))}</p>"
+        + chart_data(kind, data)
+    )

@@ -12,8 +12,8 @@ import math
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.errors import SweepkitError
-from sweepkit.report import predictions
-from sweepkit.report.predictions import Prediction
+from sweepkit.views import predictions
+from sweepkit.views.predictions import Prediction
 
 Pairs = list[tuple[Prediction, Prediction]]
 

@@ -12,9 +12,9 @@ import json
 
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord
-from sweepkit.report import predictions
 from sweepkit.report.page import asset, data_uri, missing, paragraph
-from sweepkit.report.predictions import SCORE_COLUMNS
+from sweepkit.views import predictions
+from sweepkit.views.predictions import SCORE_COLUMNS
 
 
 def view(ranked: list[RunRecord], details: dict[str, RunDetails]) -> str:
