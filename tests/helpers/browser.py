@@ -20,10 +20,18 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
+def _cannot_run(why: str) -> None:
+    """Skip a browser test here; in CI (SWEEPKIT_REQUIRE_BROWSER=1) a browser test that cannot
+    run is a failure, not a skip."""
+    if os.environ.get("SWEEPKIT_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{why}, and CI requires the browser tests to run")
+    pytest.skip(why)
+
+
 def chromium(*args: str) -> str:
     """Run headless Chromium with `args`; its stdout (the DOM with --dump-dom)."""
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (.ci/run installs it)")
+        _cannot_run("chromium is not installed (.ci/run installs it)")
     user_dir = tempfile.mkdtemp()
     return subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={user_dir}", *args],
@@ -37,8 +45,11 @@ def chromium(*args: str) -> str:
 def driven_chromium(width: int = 1200, height: int = 1600) -> Iterator[object]:
     """A Selenium WebDriver on headless Chromium (the system's browser and driver)."""
     if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("chromium and chromium-driver are not installed (.ci/run installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver")
+        _cannot_run("chromium and chromium-driver are not installed (.ci/run installs them)")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        _cannot_run("selenium is not installed (the dev extra has it)")
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never look for a browser online
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

@@ -18,6 +18,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from tests.helpers.processes import untagged_env
+
 
 def find_binaries() -> Path | None:
     """The folder holding initdb and pg_ctl, or None if PostgreSQL's server is not installed."""
@@ -52,7 +54,7 @@ class PostgresServer:
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run(
             [*self._as, str(self.bin / tool), *args],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=untagged_env(),
         )  # fmt: skip
 
     def start(self) -> PostgresServer:
@@ -118,6 +120,6 @@ class PostgresServer:
         subprocess.run(
             [*self._as, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
              "-w", "stop"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=untagged_env(),
         )  # fmt: skip
         shutil.rmtree(self.root, ignore_errors=True)

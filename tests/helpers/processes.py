@@ -51,3 +51,9 @@ def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 120) -
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.2)
+
+
+def untagged_env() -> dict[str, str]:
+    """This environment without the test's tag: for the servers a session starts (PostgreSQL,
+    Slurm's daemons), which outlive a test and must not be ended with its processes."""
+    return {k: v for k, v in os.environ.items() if k != "SWEEPKIT_TEST_TAG"}

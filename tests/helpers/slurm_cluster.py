@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.processes import untagged_env
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
 
@@ -77,7 +79,7 @@ class SlurmCluster:
             ["runuser", "-u", "munge", "--", _sbin("munged"), f"--socket={self.munge_socket}",
              f"--key-file={key}", f"--pid-file={munge / 'munged.pid'}",
              f"--log-file={munge / 'munged.log'}", f"--seed-file={munge / 'munged.seed'}"],
-            check=True,
+            check=True, env=untagged_env(),
         )  # fmt: skip
         for folder in ("ctld", "spool", "log"):
             (self.root / folder).mkdir()
@@ -117,8 +119,9 @@ NodeName={self.host} CPUs={os.cpu_count()} RealMemory=2000 Gres=gpu:{self.gpus} 
 PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
 """
         )
-        subprocess.run([_sbin("slurmctld"), "-f", str(self.conf)], check=True, env=self.env)
-        subprocess.run([_sbin("slurmd"), "-f", str(self.conf)], check=True, env=self.env)
+        daemons = {**untagged_env(), "SLURM_CONF": str(self.conf)}  # not any test's processes
+        subprocess.run([_sbin("slurmctld"), "-f", str(self.conf)], check=True, env=daemons)
+        subprocess.run([_sbin("slurmd"), "-f", str(self.conf)], check=True, env=daemons)
         deadline = time.monotonic() + 60  # a hang guard: it takes about 3 s
         while self.node_state() != "idle":
             if time.monotonic() > deadline:
