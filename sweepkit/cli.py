@@ -17,19 +17,26 @@ import typer
 
 from sweepkit.cli_options import (
     SLURM_DECIDES,
+    AnySweepArgument,
     ArrayOption,
+    BackendOption,
     CompareOption,
     CrashGraceOption,
     EntityOption,
+    EveryOption,
     GpusPerTaskOption,
+    HostOption,
+    OpenAtArgument,
     ProjectOption,
     ReportFolderOption,
+    RunOption,
     RunsPerTaskOption,
     SettingsOption,
     StoreOption,
     SweepFileArgument,
     SweepIdArgument,
     TimeLimitOption,
+    WatchOption,
     parse_settings,
     with_agent_options,
 )
@@ -132,12 +139,7 @@ def create(
     project: ProjectOption = None,
     entity: EntityOption = None,
     name: Annotated[str | None, typer.Option(help="A name for the sweep.")] = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="auto: W&B when credentials are configured and WANDB_MODE is not offline, else local."
-        ),
-    ] = "auto",
+    backend: BackendOption = "auto",
     store: StoreOption = None,
 ) -> None:
     """Validate a sweep YAML and register it; print its id and the command that starts an agent."""
@@ -238,7 +240,7 @@ def run(
     file: SweepFileArgument,
     project: ProjectOption = None,
     entity: EntityOption = None,
-    backend: Annotated[str, typer.Option(help="auto, wandb or local (see `create`).")] = "auto",
+    backend: BackendOption = "auto",
     store: StoreOption = None,
     *,
     launch: AgentLaunch,
@@ -326,6 +328,21 @@ def report(
 
 
 @app.command()
+def dashboard(
+    sweep_id: OpenAtArgument = None,
+    host: HostOption = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+    store: StoreOption = None,
+) -> None:
+    """Serve the local store's sweeps in the browser, live: runs and what each logged (curves,
+    charts, tables, images). Read-only: agents never wait on it. Prints the URL; Ctrl-C stops."""
+    from sweepkit.backends.local import LocalBackend
+    from sweepkit.dashboard import serve
+
+    serve(lambda: LocalBackend(store), host=host, port=port, sweep_id=sweep_id)
+
+
+@app.command()
 def sync(
     sweep_id: Annotated[str, typer.Argument(help="A local sweep id (local-...).")],
     project: ProjectOption = None,
@@ -362,25 +379,13 @@ def sync(
 
 @app.command()
 def status(
-    sweep_id: Annotated[
-        str | None,
-        typer.Argument(help="A sweep id (local-... or a W&B id/path).  [default: list every sweep in the store]",
-                       show_default=False),
-    ] = None,
-    run_ref: Annotated[
-        str | None,
-        typer.Option("--run", metavar="RUN", help="Show one run in full (its id or name): "
-                     "config, metric, state, whole error, folder, log file."),
-    ] = None,
+    sweep_id: AnySweepArgument = None,
+    run_ref: RunOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    watch: Annotated[
-        bool, typer.Option("--watch", "-w", help="Redraw in place until the sweep ends; Ctrl-C leaves.")
-    ] = False,
-    every: Annotated[
-        float, typer.Option(min=0.5, metavar="SECONDS", help="How often --watch redraws.")
-    ] = 2.0,
+    watch: WatchOption = False,
+    every: EveryOption = 2.0,
     store: StoreOption = None,
-) -> None:  # fmt: skip
+) -> None:
     """Show a sweep's runs (state, parameters, metric, runtime, last error line), the best run
     and counts by state; with no id, every sweep in the local store."""
     from sweepkit import status as views

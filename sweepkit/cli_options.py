@@ -243,3 +243,39 @@ CompareOption = Annotated[
         show_default=False,
     ),
 ]
+# `sweepkit status`'s own.
+AnySweepArgument = Annotated[
+    str | None,
+    typer.Argument(help="A sweep id (local-... or a W&B id/path).  [default: list every sweep "
+                   "in the store]", show_default=False),
+]  # fmt: skip
+RunOption = Annotated[
+    str | None,
+    typer.Option("--run", metavar="RUN", help="Show one run in full (its id or name): "
+                 "config, metric, state, whole error, folder, log file."),
+]  # fmt: skip
+WatchOption = Annotated[
+    bool, typer.Option("--watch", "-w", help="Redraw in place until the sweep ends; Ctrl-C leaves.")
+]
+EveryOption = Annotated[
+    float, typer.Option(min=0.5, metavar="SECONDS", help="How often --watch redraws.")
+]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        help="auto: W&B when credentials are configured and WANDB_MODE is not offline, "
+        "else local; or wandb, or local."
+    ),
+]
+# `sweepkit dashboard`'s own.
+OpenAtArgument = Annotated[
+    str | None,
+    typer.Argument(help="A local sweep to open at.  [default: the list of every sweep]",
+                   show_default=False),
+]  # fmt: skip
+HostOption = Annotated[
+    str,
+    typer.Option(
+        help="Where to listen; anything but loopback asks for a token, printed in the URL."
+    ),
+]

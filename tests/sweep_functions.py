@@ -267,3 +267,20 @@ def logs_its_own_views() -> None:
         run.log({"worst_cases": wandb.Table(columns=["id", "guess", "truth", "image"], data=rows)})
         run.log({"examples": [wandb.Image(np.full((6, 6), 40 * i, dtype=np.uint8),
                                           caption=f"example {i}") for i in range(3)]})  # fmt: skip
+
+
+def logs_until_released() -> None:
+    """Logs `loss` (falling from x) every 0.1 s until ./release exists, then ends: a run whose
+    curve grows while a test watches it. It logs once at least: a run started after the
+    release has a metric too."""
+    import time
+    from pathlib import Path
+
+    with wandb.init() as run:
+        x, step = float(run.config["x"]), 0
+        while True:
+            run.log({"loss": x / (step + 1)})
+            if Path("release").exists():
+                break
+            step += 1
+            time.sleep(0.1)

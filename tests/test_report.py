@@ -12,6 +12,7 @@ import pytest
 from sweepkit.backends import backend_for_new_sweep
 from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import importance, roc_pr, write_report
+from sweepkit.views import sweep
 from tests.helpers.browser import broken_images
 
 
@@ -31,8 +32,8 @@ def test_importance_ranks_the_parameter_that_drives_the_metric_first():
         lr, noise = rng.uniform(0, 1), rng.uniform(0, 1)
         opt = rng.choice(["adam", "sgd"])
         runs.append(run(i, 90 + 5 * lr + rng.gauss(0, 0.1), lr=lr, noise=noise, opt=opt, seed=1))
-    result = importance.compute(sweep_of(runs))
-    assert isinstance(result, importance.Importance)
+    result = sweep.importance(sweep_of(runs))
+    assert isinstance(result, sweep.Importance)
     assert result.features == ["lr", "noise", "opt=adam", "opt=sgd"]  # strings one-hot encoded
     assert result.constant == ["seed"]
     by_name = dict(zip(result.features, result.forest, strict=True))
@@ -47,13 +48,13 @@ def test_importance_ranks_the_parameter_that_drives_the_metric_first():
 
 def test_importance_needs_three_finished_runs_and_says_so():
     runs = [run(0, 1.0, lr=0.1), run(1, 2.0, lr=0.2), run(2, 3.0, "failed", lr=0.3)]
-    result = importance.compute(sweep_of(runs))
+    result = sweep.importance(sweep_of(runs))
     assert (
         result
         == "Parameter importance needs at least 3 finished runs with the metric; this sweep has 2."
     )
     same = [run(i, float(i), lr=0.1) for i in range(4)]
-    assert "No parameter took more than one value" in importance.compute(sweep_of(same))
+    assert "No parameter took more than one value" in sweep.importance(sweep_of(same))
     few = importance.view(sweep_of([run(i, float(i), lr=i / 10) for i in range(4)]))
     assert "Fewer than 10 runs: a rough guide" in few
 

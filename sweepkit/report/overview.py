@@ -4,7 +4,6 @@ run, the best runs' curves, and the best run's confusion matrix and misclassifie
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
 
 import matplotlib
@@ -14,7 +13,7 @@ from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import selections
 from sweepkit.report.page import chart_data, data_uri, digit, fmt, grid, missing, paragraph, png
-from sweepkit.views import predictions
+from sweepkit.views import predictions, sweep
 
 TOP_RUNS = 3  # runs whose curves are drawn
 MAX_MISTAKES = 24  # misclassified images shown
@@ -49,37 +48,23 @@ def glance(info: SweepInfo, best: RunRecord | None) -> str:
 
 def parallel_coordinates(info: SweepInfo) -> str:
     """One vertical axis per varying parameter and one for the metric; a line per run, coloured by metric."""
-    runs = [r for r in info.runs if r.metric is not None and math.isfinite(r.metric)]
-    params = [
-        p
-        for p in sorted({k for r in runs for k in r.config})
-        if len({repr(r.config.get(p)) for r in runs}) > 1
-    ]
-    if len(runs) < 2 or not params:
-        return missing("Needs at least two runs with a metric and a parameter that varies.")
-    axes_values = [[r.config.get(p) for r in runs] for p in params] + [[r.metric for r in runs]]
-    names = [*params, info.metric_name or "metric"]
-    positions, tick_labels = [], []
-    for values in axes_values:
-        scaled, labels = _scale_axis(values)
-        positions.append(scaled)
-        tick_labels.append(labels)
+    plot = sweep.parallel_coordinates(info)
+    if isinstance(plot, str):
+        return missing(plot)
+    names = [axis.name for axis in plot.axes]
     fig, ax = plt.subplots(figsize=(9, 4))
-    metrics = [r.metric for r in runs]
+    metrics = [r.metric for r in plot.runs]
     norm = matplotlib.colors.Normalize(min(metrics), max(metrics))  # type: ignore[type-var]
     cmap = matplotlib.colormaps["viridis"]
-    for i, run in enumerate(runs):
-        ax.plot(
-            range(len(names)),
-            [axis[i] for axis in positions],
-            color=cmap(norm(run.metric)),
-            alpha=0.8,
-            lw=1.5,
-        )
-    for x, labels in enumerate(tick_labels):
+    for i, run in enumerate(plot.runs):
+        crossings = [axis.positions[i] for axis in plot.axes]
+        ax.plot(range(len(names)), crossings, color=cmap(norm(run.metric)), alpha=0.8, lw=1.5)
+    for x, axis in enumerate(plot.axes):
         ax.axvline(x, color="#888", lw=0.8)
-        for y, text in labels:
-            ax.text(x + 0.03, y, text, fontsize=7, va="center")
+        for y, text in axis.ticks:
+            ax.text(
+                x + 0.03, y, text + (" (log)" if axis.log and y else ""), fontsize=7, va="center"
+            )
     ax.set_xticks(range(len(names)), names)
     ax.set_yticks([])
     ax.set_xlim(-0.1, len(names) - 0.6)
@@ -87,33 +72,14 @@ def parallel_coordinates(info: SweepInfo) -> str:
     return png(fig)
 
 
-def _scale_axis(values: list[Any]) -> tuple[list[float], list[tuple[float, str]]]:
-    """Map an axis to [0, 1]: numbers linearly (log10 if they span decades), others by category."""
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        lo, hi = min(values), max(values)
-        use_log = lo > 0 and hi / lo >= 100
-        f = math.log10 if use_log else float
-        a, b = f(lo), f(hi)
-        span = (b - a) or 1.0
-        return [(f(v) - a) / span for v in values], [(0.0, fmt(float(lo))), (1.0, fmt(float(hi)))]
-    categories = sorted({repr(v) for v in values})
-    step = 1.0 / max(1, len(categories) - 1)
-    index = {c: i * step for i, c in enumerate(categories)}
-    return [index[repr(v)] for v in values], [(y, c.strip("'")) for c, y in index.items()]
-
-
 def metric_over_runs(info: SweepInfo) -> str:
-    runs = [r for r in info.runs if r.metric is not None and math.isfinite(r.metric)]
-    if not runs:
+    shown = sweep.best_so_far(info)
+    if not shown:
         return missing("No run has logged the sweep's metric.")
-    values = [r.metric for r in runs]
-    best_so_far, best = [], None
-    for v in values:
-        best = v if best is None else (max(best, v) if info.maximize else min(best, v))
-        best_so_far.append(best)
+    order = range(1, len(shown) + 1)
     fig, ax = plt.subplots(figsize=(9, 3))
-    ax.scatter(range(1, len(values) + 1), values, s=18, label="run")
-    ax.step(range(1, len(values) + 1), best_so_far, where="post", color="C1", label="best so far")
+    ax.scatter(order, [value for value, _ in shown], s=18, label="run")
+    ax.step(order, [best for _, best in shown], where="post", color="C1", label="best so far")
     ax.set_xlabel("run, in the order runs started")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(info.metric_name or "metric")

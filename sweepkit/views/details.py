@@ -11,7 +11,6 @@ names its columns in the chart's fields (x: fpr, y: tpr). Here each becomes the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from sweepkit.backends.base import CHART_COLUMNS, RunDetails
 from sweepkit.runlog import LoggedTable
@@ -45,13 +44,32 @@ def details_of(contents: RunContents) -> RunDetails:
     prediction_epochs = [
         loaded for v in tables.pop(prediction_key, []) if (loaded := _loaded(v)) is not None
     ]
-    charts: dict[str, list[tuple[str, Any]]] = {}
+    return RunDetails(
+        contents.history(), prediction_epochs, _charts(contents), _last(tables), _images(contents)
+    )
+
+
+def latest_of(contents: RunContents) -> RunDetails:
+    """What a live page shows of a run: its charts, the last version of each of its tables
+    (a prediction table's too, under its key), its last images; neither its history rows nor
+    earlier versions, so that what it costs does not grow with what the run logged before."""
+    return RunDetails([], [], _charts(contents), _last(contents.plain_tables()), _images(contents))
+
+
+def _charts(contents: RunContents) -> dict[str, list[tuple[str, LoggedTable]]]:
+    charts: dict[str, list[tuple[str, LoggedTable]]] = {}
     for chart in contents.charts.values():
         if chart.kind in _FIELDS and (table := _chart_table(contents, chart)) is not None:
             charts.setdefault(chart.kind, []).append((chart.key, table))
-    own = {key: loaded for key, versions in tables.items() if (loaded := _loaded(versions[-1]))}
-    images = {key: logged[-1][1] for key, logged in contents.images.items() if logged}
-    return RunDetails(contents.history(), prediction_epochs, charts, own, images)
+    return charts
+
+
+def _last(tables: dict[str, list[TableVersion]]) -> dict[str, LoggedTable]:
+    return {key: loaded for key, versions in tables.items() if (loaded := _loaded(versions[-1]))}
+
+
+def _images(contents: RunContents) -> dict[str, list[tuple[Path, str]]]:
+    return {key: logged[-1][1] for key, logged in contents.images.items() if logged}
 
 
 def _prediction_table(contents: RunContents) -> str | None:

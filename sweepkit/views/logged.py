@@ -135,8 +135,9 @@ class RunReader:
         kind = record.WhichOneof("record_type")
         if kind == "history":
             self._history(record.history)
-        elif kind == "config":
-            for item in record.config.update:
+        elif kind in ("config", "run"):  # a run's first config comes in its run record
+            update = record.config.update if kind == "config" else record.run.config.update
+            for item in update:
                 self._config(_key(item), _value(item.value_json))
         elif kind == "summary":
             for key, value in _leaves(_nested(record.summary.update)):

@@ -1,0 +1,234 @@
+"""`sweepkit dashboard`: the store's sweeps, live in a real headless Chromium, while a real
+agent works; what it serves, and to whom.
+
+The server is the console script in a process of its own (as a user starts it); the page
+is driven through chromium-driver. Every wait is on the page's own state (a row, a count
+of points, a state), never on the clock.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sweepkit.backends.local import LocalBackend
+from tests.helpers.browser import driven_chromium
+from tests.helpers.cli import create
+from tests.helpers.grids import GRID_2_YAML
+
+DEADLINE_S = 120.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Dashboard:
+    """`sweepkit dashboard` in a process of its own; its URL is the line it prints."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.process = subprocess.Popen(
+            ["sweepkit", "dashboard", "--port", str(free_port()), *args], cwd=workdir,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://"), self.process.stderr.read()
+        self.base = self.url.split("#")[0].split("?")[0]
+        self._wait_until_it_answers()
+
+    def _wait_until_it_answers(self) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            try:
+                urllib.request.urlopen(self.url.split("#")[0], timeout=2).read()
+                return
+            except (urllib.error.URLError, ConnectionError):
+                assert self.process.poll() is None, self.process.stderr.read()
+                assert time.monotonic() < deadline, "the dashboard never answered"
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.communicate(timeout=30)
+
+
+def wait_for(driver, script: str, what: str):
+    """Run `script` in the page until it returns something truthy (what it returned)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not (found := driver.execute_script(script)):
+        assert time.monotonic() < deadline, f"the page never showed {what}"
+        time.sleep(0.1)
+    return found
+
+
+@pytest.mark.slow
+def test_the_page_follows_a_sweep_as_an_agent_works_it_without_a_reload(workdir):
+    sweep_id = create(workdir, GRID_2_YAML)
+    dashboard = Dashboard(workdir)
+    agent = None
+    try:
+        with driven_chromium() as driver:
+            driver.get(f"{dashboard.base}#/sweep/{sweep_id}")
+            wait_for(driver, "return document.body.dataset.refreshed", "its first refresh")
+            assert "this sweep has 0." in driver.find_element("id", "view").text
+            driver.execute_script("window.openedOnce = true")  # gone if the page reloads
+            assert (
+                driver.execute_script("return document.querySelectorAll('tr[data-run]').length")
+                == 0
+            )
+            # An agent starts after the page was opened: its run appears in place.
+            agent = subprocess.Popen(
+                ["sweepkit", "agent", sweep_id, "-f", "tests.sweep_functions:logs_until_released"],
+                cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            run_id = wait_for(
+                driver, "const r = document.querySelector('tr[data-run][data-state=running]');"
+                " return r && r.dataset.run", "a running run")  # fmt: skip
+            # Its page: the loss curve grows while the run logs.
+            driver.execute_script(f"location.hash = '#/sweep/{sweep_id}/run/{run_id}'")
+            script = ("const f = document.querySelector('figure[data-key=loss]');"
+                      " return f && Number(f.dataset.points)")  # fmt: skip
+            first = wait_for(driver, script, "the run's loss")
+            wait_for(driver, f"{script.rsplit('return', 1)[0]} return f && Number(f.dataset.points) > {first} + 3",
+                     "the loss curve growing")  # fmt: skip
+            (workdir / "release").touch()
+            driver.execute_script(f"location.hash = '#/sweep/{sweep_id}'")
+            wait_for(driver, "const rows = [...document.querySelectorAll('tr[data-run]')];"
+                     " return rows.length === 2 && rows.every(r => r.dataset.state === 'finished')",
+                     "both runs finished")  # fmt: skip
+            assert driver.execute_script("return window.openedOnce") is True  # never reloaded
+            # The sweep views followed: a line per run across the x and loss axes, the run
+            # with the larger x crossing the x axis higher; importance asked again.
+            lines = driver.execute_script(
+                "return [...document.querySelectorAll('figure[data-chart=parallel-coordinates]"
+                " polyline')].map(l => [l.dataset.run, l.getAttribute('points').split(' ')])")  # fmt: skip
+            x_of = {r.id: r.config["x"] for r in LocalBackend().sweep(sweep_id).runs}
+            assert sorted(run for run, _ in lines) == sorted(x_of)
+            heights = {run: float(points[0].split(",")[1]) for run, points in lines}
+            low, high = sorted(x_of, key=x_of.get)
+            assert heights[high] < heights[low]  # SVG's y grows downwards
+            wait_for(driver, "return document.querySelector('#view').textContent"
+                     ".includes('finished runs with the metric; this sweep has 2')",
+                     "the importance of both finished runs")  # fmt: skip
+            assert driver.find_element("id", "problem").text == ""
+        assert agent.wait(timeout=120) == 0, agent.stderr.read()
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+        dashboard.stop()
+
+
+@pytest.mark.slow
+def test_a_runs_page_shows_its_charts_and_its_table_sorts_and_filters(workdir):
+    sweep_id = create(workdir, "method: grid\nmetric: {name: val_acc, goal: maximize}\n"
+                               "parameters:\n  x: {values: [2.0]}\n")  # fmt: skip
+    done = subprocess.run(
+        ["sweepkit", "agent", sweep_id, "-f", "tests.sweep_functions:logs_its_own_views"],
+        cwd=workdir, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    dashboard = Dashboard(workdir, sweep_id)
+    try:
+        with driven_chromium() as driver:
+            driver.get(dashboard.url)
+            run_id = wait_for(driver, "const r = document.querySelector('tr[data-run]');"
+                              " return r && r.dataset.run", "the run")  # fmt: skip
+            driver.execute_script(f"location.hash = '#/sweep/{sweep_id}/run/{run_id}'")
+            wait_for(driver, "return document.querySelector('figure[data-key=eval_cm] table')",
+                     "the confusion matrix")  # fmt: skip
+            cells = driver.execute_script(
+                "return [...document.querySelectorAll('figure[data-key=eval_cm] tr')]"
+                ".map(tr => [...tr.children].map(c => c.textContent))")  # fmt: skip
+            assert cells == [["actual \\ predicted", "bird", "cat", "dog"],
+                             ["bird", "3", "1", "0"], ["cat", "0", "2", "1"],
+                             ["dog", "1", "0", "1"]]  # fmt: skip
+            for key in ("eval_roc", "eval_pr", "confusion_matrix"):
+                assert driver.execute_script(
+                    f"return !!document.querySelector('figure[data-key={key}]')"
+                )
+            table = "document.querySelector('table[data-key=worst_cases]')"
+            ids = f"return [...{table}.querySelectorAll('tr')].slice(1).filter(r => !r.hidden).map(r => r.children[0].textContent)"
+            assert driver.execute_script(ids) == ["2", "4", "7"]
+            driver.execute_script(f"{table}.querySelector('th[data-column=\"0\"]').click()")
+            driver.execute_script(f"{table}.querySelector('th[data-column=\"0\"]').click()")
+            assert driver.execute_script(ids) == ["7", "4", "2"]  # the second click: descending
+            box = driver.find_element("css selector", "input[data-filter]")
+            box.send_keys("bird")
+            assert driver.execute_script(ids) == ["7", "4"]  # the rows whose truth or guess is bird
+            images = driver.execute_script(
+                "return [...document.querySelectorAll('img')].map(i => i.complete && i.naturalWidth > 0)"
+            )
+            assert images and all(images)  # the table's and the run's images all load
+    finally:
+        dashboard.stop()
+
+
+def test_off_loopback_every_request_needs_the_token_and_the_page_hides_the_password(
+    tmp_path, monkeypatch
+):
+    from starlette.testclient import TestClient
+
+    from sweepkit.dashboard.app import make_app
+
+    monkeypatch.setenv("SWEEPKIT_STORE_PATIENCE", "0")  # as `serve` sets it, shorter
+    store = "postgresql://sk:hunter2@127.0.0.1:1/sweeps"
+    client = TestClient(make_app(lambda: LocalBackend(store), token="t0k"))
+    assert client.get("/").status_code == 403
+    assert client.get("/api/sweeps").status_code == 403
+    assert client.get("/api/sweeps?token=wrong").status_code == 403
+    page = client.get("/?token=t0k")
+    assert page.status_code == 200 and "sk:***@" in page.text and "hunter2" not in page.text
+    down = client.get("/api/sweeps?token=t0k")  # no server on port 1: one line, not a crash
+    assert down.status_code == 503 and "hunter2" not in down.text
+    assert (
+        client.get("/file?path=/etc/passwd&token=t0k").status_code == 404
+    )  # no file a page was not shown
+
+
+def test_a_run_refresh_carries_only_the_points_the_page_lacks(workdir):
+    from sweepkit.dashboard.data import RunFiles
+
+    sweep_id = create(workdir, "method: grid\nmetric: {name: loss, goal: minimize}\n"
+                               "parameters:\n  x: {values: [2.0]}\n")  # fmt: skip
+    done = subprocess.run(["sweepkit", "agent", sweep_id, "-f", "tests.sweep_functions:quadratic"],
+                          cwd=workdir, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    backend, files = LocalBackend(), RunFiles()
+    (run,) = backend.sweep(sweep_id).runs
+    whole = files.run(backend, sweep_id, run.id)["logged"]["scalars"]
+    assert [v for _, v in whole["loss"]] == [2.0, 1.5, 1 + 1 / 3]  # (2 - 3)^2 + 1 / (step + 1)
+    again = files.run(backend, sweep_id, run.id, since={"loss": 3, "epoch": 3})["logged"]
+    assert again["scalars"] == {"loss": [], "epoch": []}
+    assert files.run(backend, sweep_id, run.id, since={"loss": 2})["logged"]["scalars"]["loss"] == [
+        [2, 1 + 1 / 3]
+    ]
+
+
+def test_a_run_page_shows_the_last_epoch_of_a_prediction_table_under_its_key(tmp_path):
+    import json
+
+    from sweepkit.views.details import latest_of
+    from sweepkit.views.logged import RunContents, TableVersion
+    from sweepkit.views.predictions import NEEDED
+
+    contents = RunContents(scalars={"loss": [(0, 2.0), (1, 1.0)]})
+    for epoch, guess in enumerate([3, 7]):  # the run changed its mind at its second epoch
+        staged = tmp_path / f"epoch{epoch}.table.json"
+        row = [41, None, guess, 7, *[0.1] * 10]
+        staged.write_text(json.dumps({"columns": NEEDED, "data": [row]}))
+        path = f"media/table/epoch{epoch}.table.json"
+        contents.tables.setdefault("predictions", []).append(
+            TableVersion(epoch, path, {path: staged})
+        )
+    shown = latest_of(contents).tables["predictions"]
+    assert shown.columns == NEEDED
+    assert [dict(zip(shown.columns, r, strict=True))["guess"] for r in shown.data] == [7]
