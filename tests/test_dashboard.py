@@ -128,7 +128,9 @@ def test_the_page_follows_a_sweep_as_an_agent_works_it_without_a_reload(workdir)
 
 
 @pytest.mark.slow
-def test_a_runs_page_shows_its_charts_and_its_table_sorts_and_filters(workdir):
+def test_a_runs_page_shows_its_charts_and_its_table_sorts_filters_and_groups(workdir):
+    from selenium.webdriver.support.ui import Select
+
     sweep_id = create(workdir, "method: grid\nmetric: {name: val_acc, goal: maximize}\n"
                                "parameters:\n  x: {values: [2.0]}\n")  # fmt: skip
     done = subprocess.run(
@@ -155,15 +157,28 @@ def test_a_runs_page_shows_its_charts_and_its_table_sorts_and_filters(workdir):
                 assert driver.execute_script(
                     f"return !!document.querySelector('figure[data-key={key}]')"
                 )
-            table = "document.querySelector('table[data-key=worst_cases]')"
-            ids = f"return [...{table}.querySelectorAll('tr')].slice(1).filter(r => !r.hidden).map(r => r.children[0].textContent)"
+            table = "document.querySelector('div.logged[data-key=worst_cases]')"
+            ids = (f"return [...{table}.querySelectorAll('tbody tr')].map(r => r.dataset.group"
+                   " ? 'G ' + r.dataset.group : r.children[0].textContent)")  # fmt: skip
             assert driver.execute_script(ids) == ["2", "4", "7"]
-            driver.execute_script(f"{table}.querySelector('th[data-column=\"0\"]').click()")
-            driver.execute_script(f"{table}.querySelector('th[data-column=\"0\"]').click()")
-            assert driver.execute_script(ids) == ["7", "4", "2"]  # the second click: descending
-            box = driver.find_element("css selector", "input[data-filter]")
+            for _ in range(2):  # the second click: descending
+                driver.execute_script(f"{table}.querySelector('th[data-column=id]').click()")
+            assert driver.execute_script(ids) == ["7", "4", "2"]
+            box = driver.find_element("css selector", "div.logged input[data-filter]")
             box.send_keys("bird")
             assert driver.execute_script(ids) == ["7", "4"]  # the rows whose truth or guess is bird
+            box.clear()
+            box.send_keys(" ")  # clear() alone fires no input event
+            box.send_keys("\b")
+            Select(
+                driver.find_element("css selector", "div.logged select[id$=-group]")
+            ).select_by_value("truth")
+            # Each row under its truth: 7 (a bird taken for a cat), 2 (a cat), 4 (a dog).
+            assert driver.execute_script(ids) == ["G bird", "7", "G cat", "2", "G dog", "4"]
+            refreshed = driver.execute_script("return Number(document.body.dataset.refreshed)")
+            wait_for(driver, f"return Number(document.body.dataset.refreshed) > {refreshed}",
+                     "a refresh")  # fmt: skip
+            assert driver.execute_script(ids) == ["G bird", "7", "G cat", "2", "G dog", "4"]  # kept
             images = driver.execute_script(
                 "return [...document.querySelectorAll('img')].map(i => i.complete && i.naturalWidth > 0)"
             )

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from sweepkit.dashboard import data
 from sweepkit.errors import SweepkitError
+from sweepkit.views import table_script
 
 
 def make_app(open_store: Callable[[], data.Store], *, token: str | None = None) -> Starlette:
@@ -49,7 +50,8 @@ def make_app(open_store: Callable[[], data.Store], *, token: str | None = None) 
     def page(request: Request) -> Response:
         shell = resources.files("sweepkit.dashboard") / "page.html"
         script = (resources.files("sweepkit.dashboard") / "dashboard.js").read_text()
-        text = shell.read_text().replace("/*SCRIPT*/", script.replace("</", "<\\/"))
+        script = table_script() + "\n" + script.replace("</", "<\\/")
+        text = shell.read_text().replace("/*SCRIPT*/", script)
         return HTMLResponse(text.replace("{{store}}", html.escape(backend().store_label)))
 
     def sweeps(request: Request) -> Response:

@@ -121,21 +121,15 @@ function confusion(rows) {
   return `<table class="confusion"><tr><th>actual \\ predicted</th>${head}</tr>${body}</table>`;
 }
 
-// --- tables: sort by a column, filter by text ------------------------------------------------
-
-function loggedTable(key, table) {
-  const id = `table-${key.replace(/[^\w-]/g, "_")}`;
-  return `<div class="logged" data-key="${esc(key)}"><input placeholder="filter" data-filter="${id}">
-    <table id="${id}" data-key="${esc(key)}"><tr>${table.columns.map((c, i) => `<th class="text" data-column="${i}">${esc(c)}</th>`).join("")}</tr>
-    ${table.rows.map(row => `<tr>${row.map(cell => `<td class="text">${cell && cell.image ? `<img alt="image" src="${esc(withToken(cell.image))}">` : esc(cell)}</td>`).join("")}</tr>`).join("")}</table></div>`;
-}
+// --- tables: sweepkitTable (sweepkit/views/table.js, the report's too) draws logged tables;
+// the runs table sorts by a click on a column ---------------------------------------------
 
 function withToken(url) {
   return token ? `${url}&token=${encodeURIComponent(token)}` : url;
 }
 
 document.addEventListener("click", event => {
-  const th = event.target.closest("th[data-column], th[data-sort]");
+  const th = event.target.closest("th[data-sort]");
   if (!th) return;
   const table = th.closest("table"), index = [...th.parentNode.children].indexOf(th);
   const rows = [...table.querySelectorAll("tr")].slice(1);
@@ -144,15 +138,19 @@ document.addEventListener("click", event => {
   const value = tr => { const text = tr.children[index].textContent; const n = Number(text); return text !== "" && !isNaN(n) ? n : text; };
   rows.sort((a, b) => { const [x, y] = [value(a), value(b)]; const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y)); return down ? c : -c; });
   rows.forEach(r => table.appendChild(r));
-  if (table.dataset.sorted !== undefined) { table.dataset.sortedBy = index; table.dataset.sortedDown = down; }
+  table.dataset.sortedBy = index;
+  table.dataset.sortedDown = down;
 });
 
-document.addEventListener("input", event => {
-  const target = event.target.dataset.filter && document.getElementById(event.target.dataset.filter);
-  if (!target) return;
-  const text = event.target.value.toLowerCase();
-  [...target.querySelectorAll("tr")].slice(1).forEach(tr => { tr.hidden = text && !tr.textContent.toLowerCase().includes(text); });
-});
+function mountTables(tables) {
+  // Drawn again each refresh from the new rows, with the sort, filters and grouping kept.
+  const states = current.tables;
+  document.querySelectorAll("div.logged[data-key]").forEach((root, i) => {
+    const key = root.dataset.key, table = tables[key];
+    const rows = table.rows.map(row => row.map(cell => cell && cell.image ? {image: withToken(cell.image)} : cell));
+    sweepkitTable(root, {...table, rows}, states[key] || (states[key] = {}), `table${i}`);
+  });
+}
 
 // --- the three views -----------------------------------------------------------------------
 
@@ -199,7 +197,7 @@ function runView(run, scalars) {
     `<figure data-key="${esc(c.key)}" data-kind="${kind}"><figcaption>${esc(c.key)}</figcaption>${lineChart(
       Object.entries(c.classes).map(([name, points]) => ({name, points})),
       {xLabel: kind === "roc" ? "false positive rate" : "recall"})}</figure>`)).join("");
-  const tables = Object.entries(run.logged.tables).map(([key, t]) => `<h4>${esc(key)}</h4>${loggedTable(key, t)}`).join("");
+  const tables = Object.keys(run.logged.tables).map(key => `<h4>${esc(key)}</h4><div class="logged" data-key="${esc(key)}"></div>`).join("");
   const images = Object.entries(run.logged.images).map(([key, shown]) => `<h4>${esc(key)}</h4><div class="images" data-key="${esc(key)}">` +
     shown.map(([url, caption]) => `<figure><img alt="${esc(caption)}" src="${esc(withToken(url))}"><figcaption>${esc(caption)}</figcaption></figure>`).join("") + "</div>").join("");
   const section = (name, body) => body ? `<h3>${name}</h3><div class="charts">${body}</div>` : "";
@@ -219,7 +217,7 @@ function route() {
 async function refresh() {
   const shown = current;
   try {
-    let html;
+    let html, tables = {};
     if (shown.route.view === "sweeps") {
       html = sweepsView(await api("/api/sweeps"));
     } else if (shown.route.view === "sweep") {
@@ -237,9 +235,13 @@ async function refresh() {
         shown.scalars[key] = (shown.scalars[key] || []).concat(points);
       }
       html = runView(run, shown.scalars);
+      if (run.logged) tables = run.logged.tables;
     }
     if (shown !== current) return; // the user went elsewhere meanwhile
-    keepingInput(() => { document.getElementById("view").innerHTML = html; });
+    keepingInput(() => {
+      document.getElementById("view").innerHTML = html;
+      mountTables(tables);
+    });
     document.getElementById("problem").textContent = "";
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
   } catch (error) {
@@ -248,14 +250,16 @@ async function refresh() {
 }
 
 function keepingInput(redraw) {
-  // A filter being typed into and a table's order survive the redraw.
-  const filters = [...document.querySelectorAll("input[data-filter]")].map(i => [i.dataset.filter, i.value]);
+  // What the user is typing into keeps its focus, and the runs table its order.
+  const active = document.activeElement && document.activeElement.id;
+  const caret = active && document.activeElement.selectionStart;
   const runs = document.getElementById("runs");
   const order = runs && runs.dataset.sortedBy !== undefined ? [runs.dataset.sortedBy, runs.dataset.sortedDown] : null;
   redraw();
-  for (const [id, value] of filters) {
-    const input = document.querySelector(`input[data-filter="${id}"]`);
-    if (input && value) { input.value = value; input.dispatchEvent(new Event("input", {bubbles: true})); }
+  const again = active && document.getElementById(active);
+  if (again) {
+    again.focus();
+    if (typeof caret === "number" && again.setSelectionRange) again.setSelectionRange(caret, caret);
   }
   const table = document.getElementById("runs");
   if (table && order) {
@@ -266,7 +270,7 @@ function keepingInput(redraw) {
 }
 
 function show() {
-  current = {route: route(), scalars: {}};
+  current = {route: route(), scalars: {}, tables: {}};
   document.getElementById("view").innerHTML = "";
   refresh();
 }

@@ -10,7 +10,7 @@ sweep, the W&B API for a W&B sweep); nothing is re-run. One module per view:
     roc_pr       ROC and precision-recall curves of the best runs
     over_time    the same images across a run's epochs; wrong guesses per epoch
     compare      two runs side by side (--compare RUN_A RUN_B)
-    table        the prediction table, interactive (sort, filter, group; table.js)
+    table        the prediction table, interactive (sort, filter, group; views/table.js)
     page         the HTML pieces they share; report.css
 """
 

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 
 def asset(name: str) -> str:
-    """A file shipped beside this module (report.css, table.js)."""
+    """A file shipped beside this module (report.css)."""
     return (resources.files("sweepkit.report") / name).read_text()
 
 

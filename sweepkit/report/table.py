@@ -2,8 +2,9 @@
 guesses only, one truth, one guess), group by guess or truth, the image in each row
 (W&B Tables' sort/filter/group, offline).
 
-Python writes the rows as JSON into the page; `table.js` (a package file, inlined: no
-network, no CDN) draws and redraws the table from them.
+Python writes the rows as JSON into the page; `sweepkit/views/table.js` (a package file,
+inlined: no network, no CDN; the dashboard draws its tables with it too) draws and redraws
+the table from them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import json
 
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord
-from sweepkit.report.page import asset, data_uri, missing, paragraph
-from sweepkit.views import predictions
+from sweepkit.report.page import data_uri, missing, paragraph
+from sweepkit.views import predictions, table_script
 from sweepkit.views.predictions import SCORE_COLUMNS
 
 
@@ -34,7 +35,8 @@ def view(ranked: list[RunRecord], details: dict[str, RunDetails]) -> str:
         if uri is not None and p.key not in index:
             index[p.key] = len(images)
             images.append(uri)
-        data.append([p.id, index.get(p.key, -1), p.guess, p.truth, *p.scores])
+        image = {"image": index[p.key]} if p.key in index else None
+        data.append([p.id, image, p.guess, p.truth, *p.scores])
     payload = {"columns": ["id", "image", "guess", "truth", *SCORE_COLUMNS], "rows": data}
     payload["images"] = images
     # "</" inside a <script> would end it early; JSON allows the escaped form.
@@ -46,5 +48,7 @@ def view(ranked: list[RunRecord], details: dict[str, RunDetails]) -> str:
     return (
         f"{intro}<div class='ptable' id='prediction-table'></div>"
         f"<script type='application/json' id='prediction-data'>{text}</script>"
-        f"<script>{asset('table.js')}</script>"
+        f"<script>{table_script()}</script>"
+        "<script>sweepkitTable(document.getElementById('prediction-table'),"
+        " JSON.parse(document.getElementById('prediction-data').textContent))</script>"
     )
