@@ -284,3 +284,15 @@ def logs_until_released() -> None:
                 break
             step += 1
             time.sleep(0.1)
+
+
+def logs_a_table_each_epoch() -> None:
+    """Logs a table `per_class` at each of 3 epochs, its counts made of x and the epoch
+    (x * 100 + epoch * 10 + class): which run and which epoch a row came from shows."""
+    with wandb.init() as run:
+        x = int(run.config["x"])
+        for epoch in range(3):
+            rows = [[name, x * 100 + epoch * 10 + c] for c, name in enumerate(VIEW_CLASSES)]
+            run.log(
+                {"per_class": wandb.Table(columns=["class", "count"], data=rows), "epoch": epoch}
+            )

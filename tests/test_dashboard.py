@@ -61,6 +61,15 @@ class Dashboard:
         self.process.communicate(timeout=30)
 
 
+def set_control(driver, css: str, value: str, event: str = "change") -> None:
+    """Set the input or select at `css` as a user does, in one step of the page's own: the
+    page redraws a run every 2 s, which a WebDriver element may not outlive between steps."""
+    assert driver.execute_script(
+        "const c = document.querySelector(arguments[0]); if (!c) return false;"
+        " c.value = arguments[1]; c.dispatchEvent(new Event(arguments[2], {bubbles: true}));"
+        " return true", css, value, event)  # fmt: skip
+
+
 def wait_for(driver, script: str, what: str):
     """Run `script` in the page until it returns something truthy (what it returned)."""
     deadline = time.monotonic() + DEADLINE_S
@@ -129,8 +138,6 @@ def test_the_page_follows_a_sweep_as_an_agent_works_it_without_a_reload(workdir)
 
 @pytest.mark.slow
 def test_a_runs_page_shows_its_charts_and_its_table_sorts_filters_and_groups(workdir):
-    from selenium.webdriver.support.ui import Select
-
     sweep_id = create(workdir, "method: grid\nmetric: {name: val_acc, goal: maximize}\n"
                                "parameters:\n  x: {values: [2.0]}\n")  # fmt: skip
     done = subprocess.run(
@@ -164,15 +171,10 @@ def test_a_runs_page_shows_its_charts_and_its_table_sorts_filters_and_groups(wor
             for _ in range(2):  # the second click: descending
                 driver.execute_script(f"{table}.querySelector('th[data-column=id]').click()")
             assert driver.execute_script(ids) == ["7", "4", "2"]
-            box = driver.find_element("css selector", "div.logged input[data-filter]")
-            box.send_keys("bird")
+            set_control(driver, "div.logged input[data-filter]", "bird", "input")
             assert driver.execute_script(ids) == ["7", "4"]  # the rows whose truth or guess is bird
-            box.clear()
-            box.send_keys(" ")  # clear() alone fires no input event
-            box.send_keys("\b")
-            Select(
-                driver.find_element("css selector", "div.logged select[id$=-group]")
-            ).select_by_value("truth")
+            set_control(driver, "div.logged input[data-filter]", "", "input")
+            set_control(driver, "div.logged select[id$=-group]", "truth")
             # Each row under its truth: 7 (a bird taken for a cat), 2 (a cat), 4 (a dog).
             assert driver.execute_script(ids) == ["G bird", "7", "G cat", "2", "G dog", "4"]
             refreshed = driver.execute_script("return Number(document.body.dataset.refreshed)")
@@ -247,3 +249,73 @@ def test_a_run_page_shows_the_last_epoch_of_a_prediction_table_under_its_key(tmp
     shown = latest_of(contents).tables["predictions"]
     assert shown.columns == NEEDED
     assert [dict(zip(shown.columns, r, strict=True))["guess"] for r in shown.data] == [7]
+
+
+TABLE_EACH_EPOCH = "method: grid\nparameters:\n  x: {values: [1, 2]}\n"
+
+
+def per_class_runs(workdir: Path) -> tuple[str, dict[int, str]]:
+    """A sweep of two runs, x=1 and x=2, each logging `per_class` at three epochs; its id and
+    the runs' ids by x."""
+    sweep_id = create(workdir, TABLE_EACH_EPOCH)
+    done = subprocess.run(
+        ["sweepkit", "agent", sweep_id, "-f", "tests.sweep_functions:logs_a_table_each_epoch"],
+        cwd=workdir, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return sweep_id, {r.config["x"]: r.id for r in LocalBackend().sweep(sweep_id).runs}
+
+
+def test_a_table_can_be_read_at_any_of_its_versions_and_from_another_run(workdir):
+    from sweepkit.dashboard.data import RunFiles
+
+    sweep_id, by_x = per_class_runs(workdir)
+    backend, files = LocalBackend(), RunFiles()
+    shown = files.run(backend, sweep_id, by_x[1])
+    assert shown["others"] == [[by_x[2], next(r.name for r in backend.sweep(sweep_id).runs
+                                             if r.id == by_x[2])]]  # fmt: skip
+    steps = shown["logged"]["table_steps"]["per_class"]
+    assert len(steps) == 3 and steps == sorted(steps)
+    assert shown["logged"]["tables"]["per_class"]["rows"] == [
+        ["cat", 120],
+        ["dog", 121],
+        ["bird", 122],
+    ]
+    first = files.table(backend, sweep_id, by_x[1], "per_class", 0)
+    assert (first["version"], first["step"]) == (0, steps[0])
+    assert first["rows"] == [["cat", 100], ["dog", 101], ["bird", 102]]
+    other = files.table(backend, sweep_id, by_x[2], "per_class")
+    assert other["version"] == 2 and other["rows"] == [["cat", 220], ["dog", 221], ["bird", 222]]
+    with pytest.raises(KeyError, match="logged no version 3 of a table per_class"):
+        files.table(backend, sweep_id, by_x[1], "per_class", 3)
+
+
+@pytest.mark.slow
+def test_a_table_is_compared_side_by_side_with_an_earlier_epoch_and_another_run(workdir):
+    sweep_id, by_x = per_class_runs(workdir)
+    dashboard = Dashboard(workdir, sweep_id)
+    counts = ("return [...document.querySelectorAll('div.logged[data-key=per_class]')]"
+              ".map(t => [...t.querySelectorAll('tbody tr')].map(r => Number(r.cells[1].textContent)))")  # fmt: skip
+    try:
+        with driven_chromium() as driver:
+            driver.get(f"{dashboard.base}#/sweep/{sweep_id}/run/{by_x[1]}")
+            assert wait_for(driver, counts, "the table") == [[120, 121, 122]]
+            choose = "select[data-compare=per_class]"
+            set_control(driver, choose, "v0")
+            assert wait_for(driver, f"const c = (() => {{ {counts} }})(); return c.length === 2 && c",
+                            "the first epoch beside the last") == [[120, 121, 122], [100, 101, 102]]  # fmt: skip
+            set_control(driver, choose, f"r{by_x[2]}")
+            assert wait_for(driver, f"const c = (() => {{ {counts} }})(); return c[1] && c[1][0] === 220 && c",
+                            "the other run's table") == [[120, 121, 122], [220, 221, 222]]  # fmt: skip
+            # Sorting the other side by count, descending, survives the refreshes.
+            for _ in range(2):
+                driver.execute_script(
+                    "document.querySelector('div.logged.compared th[data-column=count]').click()"
+                )
+            refreshed = driver.execute_script("return Number(document.body.dataset.refreshed)")
+            wait_for(
+                driver, f"return Number(document.body.dataset.refreshed) > {refreshed}", "a refresh"
+            )
+            assert driver.execute_script(counts) == [[120, 121, 122], [222, 221, 220]]
+    finally:
+        dashboard.stop()

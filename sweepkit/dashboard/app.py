@@ -71,6 +71,13 @@ def make_app(open_store: Callable[[], data.Store], *, token: str | None = None) 
             )
         )
 
+    def table(request: Request) -> Response:
+        ids = request.path_params
+        version = _integer(request.query_params.get("version"), -1)
+        return _answer(
+            lambda: files.table(backend(), ids["sweep_id"], ids["run_id"], ids["key"], version)
+        )
+
     def file(request: Request) -> Response:
         found = files.file(request.query_params.get("path", ""))
         if found is None:
@@ -83,6 +90,7 @@ def make_app(open_store: Callable[[], data.Store], *, token: str | None = None) 
         Route("/api/sweeps/{sweep_id}", sweep),
         Route("/api/sweeps/{sweep_id}/importance", importance),
         Route("/api/sweeps/{sweep_id}/runs/{run_id}", run),
+        Route("/api/sweeps/{sweep_id}/runs/{run_id}/tables/{key:path}", table),
         Route("/file", file),
     ]
     app = Starlette(routes=routes)
@@ -117,6 +125,13 @@ def _answer(read: Any) -> Response:
         return JSONResponse(read())
     except (SweepkitError, KeyError, OSError, ValueError) as exc:
         return JSONResponse({"error": str(exc).strip('"')}, status_code=503)
+
+
+def _integer(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
 
 
 def _since(text: str | None) -> dict[str, int] | None:

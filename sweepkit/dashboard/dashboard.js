@@ -146,9 +146,10 @@ function mountTables(tables) {
   // Drawn again each refresh from the new rows, with the sort, filters and grouping kept.
   const states = current.tables;
   document.querySelectorAll("div.logged[data-key]").forEach((root, i) => {
-    const key = root.dataset.key, table = tables[key];
+    const other = root.classList.contains("compared");
+    const key = root.dataset.key, table = other ? current.compared[key] : tables[key], kept = other ? `${key}\u0000compared` : key;
     const rows = table.rows.map(row => row.map(cell => cell && cell.image ? {image: withToken(cell.image)} : cell));
-    sweepkitTable(root, {...table, rows}, states[key] || (states[key] = {}), `table${i}`);
+    sweepkitTable(root, {...table, rows}, states[kept] || (states[kept] = {}), `table${i}`);
   });
 }
 
@@ -197,13 +198,53 @@ function runView(run, scalars) {
     `<figure data-key="${esc(c.key)}" data-kind="${kind}"><figcaption>${esc(c.key)}</figcaption>${lineChart(
       Object.entries(c.classes).map(([name, points]) => ({name, points})),
       {xLabel: kind === "roc" ? "false positive rate" : "recall"})}</figure>`)).join("");
-  const tables = Object.keys(run.logged.tables).map(key => `<h4>${esc(key)}</h4><div class="logged" data-key="${esc(key)}"></div>`).join("");
+  const tables = Object.keys(run.logged.tables).map(key => tableView(run, key)).join("");
   const images = Object.entries(run.logged.images).map(([key, shown]) => `<h4>${esc(key)}</h4><div class="images" data-key="${esc(key)}">` +
     shown.map(([url, caption]) => `<figure><img alt="${esc(caption)}" src="${esc(withToken(url))}"><figcaption>${esc(caption)}</figcaption></figure>`).join("") + "</div>").join("");
   const section = (name, body) => body ? `<h3>${name}</h3><div class="charts">${body}</div>` : "";
   return title + section("Scalars", curves) + section("Confusion matrices", conf) + section("Curves", curveCharts)
     + (tables ? `<h3>Tables</h3>${tables}` : "") + (images ? `<h3>Images</h3>${images}` : "");
 }
+
+// A table alone, or beside another version of it: an earlier step of this run, or another
+// run's last (W&B Tables' comparison of two runs or two epochs, side by side).
+function tableView(run, key) {
+  const steps = run.logged.table_steps[key] || [];
+  const chosen = current.compare[key] || "";
+  const options = [["", "nothing"],
+    ...steps.slice(0, -1).map((step, i) => [`v${i}`, `its step ${step} (version ${i + 1} of ${steps.length})`]),
+    ...run.others.map(([id, name]) => [`r${id}`, `run ${name}`])];
+  const choice = `<label>compare with <select data-compare="${esc(key)}">${options.map(([value, text]) =>
+    `<option value="${esc(value)}"${value === chosen ? " selected" : ""}>${esc(text)}</option>`).join("")}</select></label>`;
+  const own = `<div class="logged" data-key="${esc(key)}"></div>`;
+  const other = chosen && current.compared[key];
+  if (!other) return `<h4>${esc(key)}</h4>${choice}${own}`;
+  const beside = other.error ? `<p class="missing">${esc(other.error)}</p>`
+    : `<p>run ${esc(other.name)}, step ${esc(other.step)}</p><div class="logged compared" data-key="${esc(key)}"></div>`;
+  return `<h4>${esc(key)}</h4>${choice}<div class="side-by-side"><div><p>this run, step ${esc(steps[steps.length - 1])}</p>${own}</div>
+    <div data-compared="${esc(key)}">${beside}</div></div>`;
+}
+
+async function compared(shown) {
+  // The other side of each comparison, asked again each refresh (another run may log more).
+  for (const [key, chosen] of Object.entries(shown.compare)) {
+    if (!chosen) continue;
+    const [run, version] = chosen[0] === "v" ? [shown.route.run, chosen.slice(1)] : [chosen.slice(1), -1];
+    try {
+      shown.compared[key] = await api(`/api/sweeps/${shown.route.sweep}/runs/${run}/tables/${encodeURIComponent(key)}`, {version});
+    } catch (error) {
+      shown.compared[key] = {error: error.message};
+    }
+  }
+}
+
+document.addEventListener("change", event => {
+  const key = event.target.dataset.compare;
+  if (key === undefined) return;
+  current.compare[key] = event.target.value;
+  delete current.compared[key];
+  refresh();
+});
 
 // --- routing and refreshing ----------------------------------------------------------------
 
@@ -214,7 +255,21 @@ function route() {
   return {view: "sweeps"};
 }
 
+let inFlight = null; // the refresh under way: never two at once, or a run's points would be asked for twice
+
 async function refresh() {
+  if (inFlight) { inFlight.again = true; return; }
+  inFlight = {again: false};
+  try {
+    await refreshOnce();
+  } finally {
+    const again = inFlight.again;
+    inFlight = null;
+    if (again) refresh();
+  }
+}
+
+async function refreshOnce() {
   const shown = current;
   try {
     let html, tables = {};
@@ -234,6 +289,7 @@ async function refresh() {
       if (run.logged) for (const [key, points] of Object.entries(run.logged.scalars)) {
         shown.scalars[key] = (shown.scalars[key] || []).concat(points);
       }
+      await compared(shown);
       html = runView(run, shown.scalars);
       if (run.logged) tables = run.logged.tables;
     }
@@ -270,7 +326,7 @@ function keepingInput(redraw) {
 }
 
 function show() {
-  current = {route: route(), scalars: {}, tables: {}};
+  current = {route: route(), scalars: {}, tables: {}, compare: {}, compared: {}};
   document.getElementById("view").innerHTML = "";
   refresh();
 }

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.views import sweep as views
-from sweepkit.views.details import latest_of
+from sweepkit.views.details import latest_of, table_version
 from sweepkit.views.logged import RunReader
 
 
@@ -147,21 +147,11 @@ class RunFiles:
     ) -> dict[str, Any]:
         """What the run logged so far; its folder must be on this machine. `since` (key ->
         points the page has) leaves those points out: a refresh carries only what is new."""
-        info = backend.sweep(sweep_id)
-        record = next((r for r in info.runs if r.id == run_id), None)
-        if record is None:
-            raise KeyError(f"no run {run_id} in sweep {sweep_id}")
-        line = _run_line(info, record)
-        folder = Path(record.location) if record.location else None
-        run_file = next(folder.glob("run-*.wandb"), None) if folder and folder.is_dir() else None
-        if run_file is None:
-            return {**line, "logged": None, "why": _why_not(record, folder)}
+        info, line, reader, why = self._read(backend, sweep_id, run_id)
+        others = [[r.id, r.name or r.id] for r in info.runs if r.id != run_id]
+        if reader is None:
+            return {**line, "logged": None, "why": why, "others": others}
         with self._lock:
-            reader = self._readers.get(run_id)
-            if reader is None or reader.run_file != run_file:
-                reader = self._readers[run_id] = RunReader(run_file)
-            while reader.update():
-                pass
             contents = reader.contents
             details = latest_of(contents)
             logged = {
@@ -171,6 +161,11 @@ class RunFiles:
                 },
                 "charts": _charts(details),
                 "tables": {k: self._table(t) for k, t in details.tables.items()},
+                "table_steps": {
+                    k: [v.step for v in versions]
+                    for k, versions in contents.plain_tables().items()
+                    if k in details.tables
+                },
                 "images": {
                     k: [[self.url(p), c] for p, c in shown[-1][1]]
                     for k, shown in contents.images.items()
@@ -179,7 +174,45 @@ class RunFiles:
                 "config": contents.config,
                 "exit_code": contents.exit_code,
             }
-        return {**line, "logged": logged, "folder": str(run_file.parent)}
+        return {**line, "logged": logged, "folder": str(reader.run_file.parent), "others": others}
+
+    def table(
+        self, backend: Store, sweep_id: str, run_id: str, key: str, version: int = -1
+    ) -> dict[str, Any]:
+        """One version of a table the run logged (-1 its last): to compare with another run's
+        or another epoch's."""
+        _, line, reader, why = self._read(backend, sweep_id, run_id)
+        if reader is None:
+            raise KeyError(f"run {line['name']}: {why}")
+        with self._lock:
+            versions = reader.contents.plain_tables().get(key, [])
+            table = table_version(reader.contents, key, version)
+            if table is None:
+                raise KeyError(f"run {line['name']} logged no version {version} of a table {key}")
+            step = versions[version].step
+            return {"run": run_id, "name": line["name"], "key": key, "step": step,
+                    "version": version % len(versions), **self._table(table)}  # fmt: skip
+
+    def _read(
+        self, backend: Store, sweep_id: str, run_id: str
+    ) -> tuple[SweepInfo, dict[str, Any], RunReader | None, str]:
+        """The sweep, the run's line, and its reader brought up to date (or None, and why)."""
+        info = backend.sweep(sweep_id)
+        record = next((r for r in info.runs if r.id == run_id), None)
+        if record is None:
+            raise KeyError(f"no run {run_id} in sweep {sweep_id}")
+        line = _run_line(info, record)
+        folder = Path(record.location) if record.location else None
+        run_file = next(folder.glob("run-*.wandb"), None) if folder and folder.is_dir() else None
+        if run_file is None:
+            return info, line, None, _why_not(record, folder)
+        with self._lock:
+            reader = self._readers.get(run_id)
+            if reader is None or reader.run_file != run_file:
+                reader = self._readers[run_id] = RunReader(run_file)
+            while reader.update():
+                pass
+        return info, line, reader, ""
 
     def _table(self, table: Any) -> dict[str, Any]:
         rows = [[self._cell(table, cell) for cell in row] for row in table.data]

@@ -56,6 +56,13 @@ def latest_of(contents: RunContents) -> RunDetails:
     return RunDetails([], [], _charts(contents), _last(contents.plain_tables()), _images(contents))
 
 
+def table_version(contents: RunContents, key: str, index: int) -> LoggedTable | None:
+    """Version `index` of the table a run logged under `key` (0 the first, -1 the last), or
+    None when it logged no such version or wandb's staging folder no longer holds it."""
+    versions = contents.plain_tables().get(key, [])
+    return _loaded(versions[index]) if -len(versions) <= index < len(versions) else None
+
+
 def _charts(contents: RunContents) -> dict[str, list[tuple[str, LoggedTable]]]:
     charts: dict[str, list[tuple[str, LoggedTable]]] = {}
     for chart in contents.charts.values():
