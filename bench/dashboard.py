@@ -10,8 +10,8 @@
    server's time and a little more): the first load of the sweep page (the page,
    /api/sweeps, /api/sweeps/ID), then
    the two refreshes an open page makes every 2 s while the run logs: the sweep
-   (all its runs, with its parallel coordinates) and the logging run (`since`: its
-   new points only). Median and
+   (all its runs, with its parallel coordinates, and the new points of the metric
+   curves it draws) and the logging run (`since`: its new points only). Median and
    slowest ms, beside the store's own read of the sweep (`LocalBackend.sweep`,
    what `sweepkit status` reads) and a fresh read of the whole run log: the
    ratios are what the dashboard adds, and what reading only what is new saves.
@@ -168,6 +168,14 @@ def main() -> None:
     backend = LocalBackend(store_path)
     have: dict[str, int] = {}
     sweep_ms, run_ms, store_ms, importance_ms, points = [], [], [], [], []
+    curves_have: dict[str, int] = {}
+
+    def refresh_sweep() -> None:
+        """What an open sweep page asks every 2 s: the sweep, and its runs' curves' new points."""
+        since = {"since": json.dumps(curves_have)}
+        answer = client.get(f"/api/sweeps/{sweep_id}", params=since).raise_for_status().json()
+        for run in answer["curves"]["runs"]:
+            curves_have[run["id"]] = curves_have.get(run["id"], 0) + len(run["points"])
 
     def refresh_run() -> None:
         answer = client.get(run_url, params={"since": json.dumps(have)}).raise_for_status().json()
@@ -182,7 +190,7 @@ def main() -> None:
             pass
 
     while process.poll() is None:
-        sweep_ms.append(ms(lambda: client.get(f"/api/sweeps/{sweep_id}").raise_for_status()))
+        sweep_ms.append(ms(refresh_sweep))
         run_ms.append(ms(refresh_run))
         store_ms.append(ms(lambda: backend.sweep(sweep_id)))
         importance_ms.append(ms(lambda: client.get(importance_url).raise_for_status()))
@@ -197,7 +205,7 @@ def main() -> None:
     print(f"  {'':44s} {'median':>8s} {'slowest':>8s}  (ms)")
     print(f"  {'first load (page, sweeps, the sweep)':44s} {sum(first_load):8.1f}")
     print(line("the store's own read of the sweep", store_ms))
-    print(line("refresh: the sweep page (all its runs)", sweep_ms, statistics.median(store_ms)))
+    print(line("refresh: the sweep page (its runs, curves)", sweep_ms, statistics.median(store_ms)))
     print(f"  {'importance: the first fit':44s} {first_fit:8.1f}")
     print(line("importance asked again, nothing new finished", importance_ms))
     print(line("a fresh read of the whole run log (at its end)", whole_ms))
@@ -211,7 +219,7 @@ def main() -> None:
 
     marks = {max(1, args.refreshes * part // 10): None for part in (1, 5, 10)}
     for index in range(1, args.refreshes + 1):
-        client.get(f"/api/sweeps/{sweep_id}").raise_for_status()
+        refresh_sweep()
         refresh_run()
         if index in marks:
             marks[index] = resident_mib(server.pid)

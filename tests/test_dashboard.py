@@ -102,6 +102,15 @@ def test_the_page_follows_a_sweep_as_an_agent_works_it_without_a_reload(workdir)
             run_id = wait_for(
                 driver, "const r = document.querySelector('tr[data-run][data-state=running]');"
                 " return r && r.dataset.run", "a running run")  # fmt: skip
+            # On the sweep page, its loss curve grows among the sweep's curves.
+            line = ("const l = document.querySelector('figure[data-chart=metric-curves]"
+                    f" polyline[data-run=\"{run_id}\"]'); return l && Number(l.dataset.points)")  # fmt: skip
+            first = wait_for(driver, line, "the running run's curve on the sweep page")
+            wait_for(driver, f"{line.rsplit('return', 1)[0]} return l && Number(l.dataset.points) > {first} + 3",
+                     "that curve growing")  # fmt: skip
+            first_step = driver.execute_script(
+                "return document.querySelector('figure[data-chart=metric-curves] svg text').textContent")  # fmt: skip
+            assert first_step == "0"  # the page kept every point: the curve still starts at step 0
             # Its page: the loss curve grows while the run logs.
             driver.execute_script(f"location.hash = '#/sweep/{sweep_id}/run/{run_id}'")
             script = ("const f = document.querySelector('figure[data-key=loss]');"
@@ -319,3 +328,25 @@ def test_a_table_is_compared_side_by_side_with_an_earlier_epoch_and_another_run(
             assert driver.execute_script(counts) == [[120, 121, 122], [222, 221, 220]]
     finally:
         dashboard.stop()
+
+
+def test_the_sweep_page_draws_the_metric_by_step_of_its_best_runs_new_points_only(workdir):
+    from sweepkit.dashboard.data import RunFiles
+    from tests.helpers.grids import GRID_3_YAML
+
+    sweep_id = create(workdir, GRID_3_YAML)
+    done = subprocess.run(["sweepkit", "agent", sweep_id, "-f", "tests.sweep_functions:quadratic"],
+                          cwd=workdir, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    backend, files = LocalBackend(), RunFiles()
+    by_x = {r.config["x"]: r.id for r in backend.sweep(sweep_id).runs}
+    shown = files.curves(backend.sweep(sweep_id))
+    assert shown["metric"] == "loss"
+    assert [r["id"] for r in shown["runs"]] == [by_x[3.0], by_x[2.0], by_x[1.0]]  # best first
+    loss = {x: [(x - 3) ** 2 + 1 / (step + 1) for step in range(3)] for x in by_x}
+    for run, x in zip(shown["runs"], (3.0, 2.0, 1.0), strict=True):
+        assert [s for s, _ in run["points"]] == [0, 1, 2]
+        assert [v for _, v in run["points"]] == pytest.approx(loss[x])
+    again = files.curves(backend.sweep(sweep_id), since={by_x[3.0]: 2, by_x[2.0]: 3})
+    assert [len(r["points"]) for r in again["runs"]] == [1, 0, 3]
+    assert again["runs"][0]["points"] == [[2, pytest.approx(loss[3.0][2])]]

@@ -14,6 +14,7 @@ from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.report import selections
 from sweepkit.runlog import LoggedTable
 from sweepkit.views import predictions
+from sweepkit.views import sweep as views
 from sweepkit.views.predictions import NEEDED, Prediction
 
 
@@ -48,32 +49,32 @@ def keys(pairs: list[tuple[Prediction, Prediction]]) -> list[tuple[str, int, int
 def test_ranked_puts_the_best_first_by_the_goal_and_leaves_out_runs_without_a_finite_metric():
     runs = [run(0, 0.5), run(1, 0.9), run(2, None), run(3, math.nan), run(4, 0.7, "failed")]
     runs += [run(5, math.inf), run(6, -math.inf), run(7, 0.1)]
-    assert ids(selections.ranked(sweep_of(runs, "maximize"))) == ["r1", "r4", "r0", "r7"]
-    assert ids(selections.ranked(sweep_of(runs, "minimize"))) == ["r7", "r0", "r4", "r1"]
-    assert ids(selections.ranked(sweep_of(runs, None))) == ["r7", "r0", "r4", "r1"]  # W&B's default
+    assert ids(views.ranked(sweep_of(runs, "maximize"))) == ["r1", "r4", "r0", "r7"]
+    assert ids(views.ranked(sweep_of(runs, "minimize"))) == ["r7", "r0", "r4", "r1"]
+    assert ids(views.ranked(sweep_of(runs, None))) == ["r7", "r0", "r4", "r1"]  # W&B's default
 
 
 def test_ranked_keeps_the_sweeps_order_between_equal_metrics():
     runs = [run(0, 1.0), run(1, 2.0), run(2, 1.0), run(3, 2.0)]
-    assert ids(selections.ranked(sweep_of(runs, "maximize"))) == ["r1", "r3", "r0", "r2"]
-    assert ids(selections.ranked(sweep_of(runs, "minimize"))) == ["r0", "r2", "r1", "r3"]
+    assert ids(views.ranked(sweep_of(runs, "maximize"))) == ["r1", "r3", "r0", "r2"]
+    assert ids(views.ranked(sweep_of(runs, "minimize"))) == ["r0", "r2", "r1", "r3"]
 
 
 def test_the_pair_compared_defaults_to_the_best_and_the_worst_finished_run():
     runs = [run(0, 80.0), run(1, 95.0), run(2, 99.0, "failed"), run(3, 60.0), run(4, None)]
     info = sweep_of(runs)
-    a, b = selections.pick_pair(info, selections.ranked(info), None)
+    a, b = selections.pick_pair(info, views.ranked(info), None)
     assert (a.id, b.id) == ("r1", "r3")  # the failed run (99) is not finished
     two = sweep_of([run(0, 1.0), run(1, 2.0, "crashed"), run(2, 3.0)])
-    assert ids(selections.pick_pair(two, selections.ranked(two), None)) == ["r2", "r0"]
+    assert ids(selections.pick_pair(two, views.ranked(two), None)) == ["r2", "r0"]
     one = sweep_of([run(0, 1.0), run(1, 2.0, "crashed")])
-    assert selections.pick_pair(one, selections.ranked(one), None) is None
+    assert selections.pick_pair(one, views.ranked(one), None) is None
 
 
 def test_the_pair_compared_can_be_named_by_id_or_name_even_unranked():
     runs = [run(0, 80.0), run(1, 95.0), run(2, None, "failed")]
     info = sweep_of(runs)
-    ranked = selections.ranked(info)
+    ranked = views.ranked(info)
     assert ids(selections.pick_pair(info, ranked, ("sweep-2", "r0"))) == ["r2", "r0"]
     assert ids(selections.pick_pair(info, ranked, ("r1", "sweep-1"))) == ["r1", "r1"]
 

@@ -58,7 +58,13 @@ def make_app(open_store: Callable[[], data.Store], *, token: str | None = None) 
         return _answer(lambda: data.sweeps(backend()))
 
     def sweep(request: Request) -> Response:
-        return _answer(lambda: data.sweep(backend(), request.path_params["sweep_id"]))
+        since = _since(request.query_params.get("since"))
+
+        def read() -> dict[str, Any]:  # one read of the store for both
+            info = backend().sweep(request.path_params["sweep_id"])
+            return {**data.sweep(info), "curves": files.curves(info, since)}
+
+        return _answer(read)
 
     def importance(request: Request) -> Response:
         return _answer(lambda: importances.of(backend(), request.path_params["sweep_id"]))

@@ -49,7 +49,8 @@ function lineChart(series, {xLabel = "step", width = 420, height = 220, markers 
     const path = s.points.map(p => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ");
     const dots = markers || s.points.length < 3
       ? s.points.map(p => `<circle cx="${X(p[0]).toFixed(1)}" cy="${Y(p[1]).toFixed(1)}" r="2.5" fill="${color}"/>`).join("") : "";
-    return `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${path}"><title>${esc(s.name)}</title></polyline>${dots}`;
+    const run = s.id ? ` data-run="${esc(s.id)}" data-points="${s.points.length}"` : "";
+    return `<polyline${run} fill="none" stroke="${color}" stroke-width="1.5" points="${path}"><title>${esc(s.name)}</title></polyline>${dots}`;
   }).join("");
   const legend = series.length > 1 ? series.map((s, i) =>
     `<text x="${left + 4}" y="${top + 10 + 11 * i}" style="fill:${COLORS[i % COLORS.length]}">${esc(s.name)}</text>`).join("") : "";
@@ -166,7 +167,7 @@ function sweepsView(sweeps) {
     <th class="text">state</th><th class="text">runs</th><th class="text">metric</th><th>best</th></tr>${rows}</table>`;
 }
 
-function sweepView(s, importance) {
+function sweepView(s, importance, curves) {
   const best = s.best && s.best.id;
   const overRuns = lineChart([
     {name: "run", points: s.over_runs.map(([value], i) => [i + 1, value])},
@@ -180,6 +181,8 @@ function sweepView(s, importance) {
   return `<h2>${esc(s.label)} <small>${esc(s.method)}, ${esc(s.state)}${s.metric ? `, ${s.goal} ${esc(s.metric)}` : ""}</small></h2>
     <p>${esc(Object.entries(s.counts).map(([k, n]) => `${n} ${k}`).join(", ") || "no runs yet")}${s.best ? `; best: ${esc(s.best.name || s.best.id)} ${num(s.best.metric)}` : ""}</p>
     <div class="charts"><figure data-chart="metric-over-runs"><figcaption>${esc(s.metric || "metric")}, run by run</figcaption>${overRuns}</figure>
+    <figure data-chart="metric-curves"><figcaption>${esc(s.metric || "metric")} by step: the best finished runs and the running ones</figcaption>${
+      lineChart(Object.entries(curves).map(([id, c]) => ({name: `${c.name}${c.state === "running" ? " (running)" : ""}`, points: c.points, id})))}</figure>
     <figure data-chart="parallel-coordinates"><figcaption>Parameters and ${esc(s.metric || "metric")}, a line per run</figcaption>${parallelChart(s.parallel)}</figure></div>
     <h3>Parameter importance</h3>${importanceTable(importance, s.metric)}
     <h3>Runs</h3><table id="runs" data-sorted><tr>${head.map((h, i) => `<th class="text" data-sort="${i}">${esc(h)}</th>`).join("")}</tr>${rows}</table>`;
@@ -223,6 +226,13 @@ function tableView(run, key) {
     : `<p>run ${esc(other.name)}, step ${esc(other.step)}</p><div class="logged compared" data-key="${esc(key)}"></div>`;
   return `<h4>${esc(key)}</h4>${choice}<div class="side-by-side"><div><p>this run, step ${esc(steps[steps.length - 1])}</p>${own}</div>
     <div data-compared="${esc(key)}">${beside}</div></div>`;
+}
+
+function addCurves(shown, curves) {
+  // The metric's curves of the runs the server picks (the best finished, the running), each
+  // run's new points added to those the page has; a run no longer picked drops out.
+  shown.curves = Object.fromEntries(curves.runs.map(r =>
+    [r.id, {name: r.name, state: r.state, points: (shown.curves[r.id] ? shown.curves[r.id].points : []).concat(r.points)}]));
 }
 
 async function compared(shown) {
@@ -276,13 +286,15 @@ async function refreshOnce() {
     if (shown.route.view === "sweeps") {
       html = sweepsView(await api("/api/sweeps"));
     } else if (shown.route.view === "sweep") {
-      const sweep = await api(`/api/sweeps/${shown.route.sweep}`);
+      const have = Object.fromEntries(Object.entries(shown.curves).map(([id, c]) => [id, c.points.length]));
+      const sweep = await api(`/api/sweeps/${shown.route.sweep}`, {since: JSON.stringify(have)});
+      addCurves(shown, sweep.curves);
       const finished = sweep.counts.finished || 0;
       if (shown.importanceAt !== finished) {  // asked again only when more runs finished
         shown.importance = await api(`/api/sweeps/${shown.route.sweep}/importance`);
         shown.importanceAt = finished;
       }
-      html = sweepView(sweep, shown.importance);
+      html = sweepView(sweep, shown.importance, shown.curves);
     } else {
       const have = Object.fromEntries(Object.entries(shown.scalars).map(([k, pts]) => [k, pts.length]));
       const run = await api(`/api/sweeps/${shown.route.sweep}/runs/${shown.route.run}`, {since: JSON.stringify(have)});
@@ -326,7 +338,7 @@ function keepingInput(redraw) {
 }
 
 function show() {
-  current = {route: route(), scalars: {}, tables: {}, compare: {}, compared: {}};
+  current = {route: route(), scalars: {}, tables: {}, compare: {}, compared: {}, curves: {}};
   document.getElementById("view").innerHTML = "";
   refresh();
 }

@@ -10,7 +10,6 @@ under the dashboard is an error for that request, said in the page, not the end 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 import urllib.parse
@@ -42,10 +41,9 @@ def sweeps(backend: Store) -> list[dict[str, Any]]:
     return [_sweep_line(info) for info in backend.sweeps()]
 
 
-def sweep(backend: Store, sweep_id: str) -> dict[str, Any]:
+def sweep(info: SweepInfo) -> dict[str, Any]:
     """One sweep and its runs (what `sweepkit status ID` shows), the parallel coordinates of
     its runs and its metric run by run."""
-    info = backend.sweep(sweep_id)
     params = sorted({k for r in info.runs for k in r.config})
     return {
         **_sweep_line(info),
@@ -80,7 +78,10 @@ def _parallel(plot: views.ParallelCoordinates | str) -> dict[str, Any]:
         return {"missing": plot}
     return {
         "runs": [[r.id, r.name or r.id, r.metric] for r in plot.runs],
-        "axes": [dataclasses.asdict(axis) for axis in plot.axes],
+        "axes": [  # not dataclasses.asdict: it deep-copies a position per run and axis
+            {"name": a.name, "positions": a.positions, "ticks": a.ticks, "log": a.log}
+            for a in plot.axes
+        ],
     }
 
 
@@ -193,6 +194,20 @@ class RunFiles:
             return {"run": run_id, "name": line["name"], "key": key, "step": step,
                     "version": version % len(versions), **self._table(table)}  # fmt: skip
 
+    def curves(self, info: SweepInfo, since: dict[str, int] | None = None) -> dict[str, Any]:
+        """The sweep metric's curve, step by step, of the runs a sweep page draws (the best
+        finished ones and the running ones: `views.curve_runs`); `since` (run id -> points
+        the page has) leaves those points out."""
+        metric, shown = info.metric_name, []
+        for record in views.curve_runs(info) if metric else []:
+            reader, _ = self._reader(record)
+            with self._lock:
+                points = reader.contents.scalars.get(metric, []) if reader else []
+                new = [[s, v] for s, v in points[(since or {}).get(record.id, 0) :]]
+            shown.append({"id": record.id, "name": record.name or record.id,
+                          "state": record.state, "points": new})  # fmt: skip
+        return {"metric": metric, "runs": shown}
+
     def _read(
         self, backend: Store, sweep_id: str, run_id: str
     ) -> tuple[SweepInfo, dict[str, Any], RunReader | None, str]:
@@ -201,18 +216,21 @@ class RunFiles:
         record = next((r for r in info.runs if r.id == run_id), None)
         if record is None:
             raise KeyError(f"no run {run_id} in sweep {sweep_id}")
-        line = _run_line(info, record)
+        return info, _run_line(info, record), *self._reader(record)
+
+    def _reader(self, record: RunRecord) -> tuple[RunReader | None, str]:
+        """The run's reader, brought up to date; or None, and why, without its log here."""
         folder = Path(record.location) if record.location else None
         run_file = next(folder.glob("run-*.wandb"), None) if folder and folder.is_dir() else None
         if run_file is None:
-            return info, line, None, _why_not(record, folder)
+            return None, _why_not(record, folder)
         with self._lock:
-            reader = self._readers.get(run_id)
+            reader = self._readers.get(record.id)
             if reader is None or reader.run_file != run_file:
-                reader = self._readers[run_id] = RunReader(run_file)
+                reader = self._readers[record.id] = RunReader(run_file)
             while reader.update():
                 pass
-        return info, line, reader, ""
+        return reader, ""
 
     def _table(self, table: Any) -> dict[str, Any]:
         rows = [[self._cell(table, cell) for cell in row] for row in table.data]

@@ -34,6 +34,7 @@ from sweepkit.report import (
 from sweepkit.report.overview import TOP_RUNS
 from sweepkit.report.page import asset, missing, section
 from sweepkit.views import predictions
+from sweepkit.views import sweep as views
 
 __all__ = ["render", "write_report"]
 
@@ -54,7 +55,7 @@ def write_report(
         selections.UnknownRunError: a run in `compare_runs` is not in the sweep (nothing written).
     """
     info = backend.sweep(sweep_id)
-    order = selections.ranked(info)
+    order = views.ranked(info)
     pair = selections.pick_pair(info, order, compare_runs)
     wanted = [r.id for r in order[:TOP_RUNS]] + [r.id for r in pair or ()]
     details = backend.run_details(sweep_id, list(dict.fromkeys(wanted)))

@@ -37,7 +37,7 @@ def glance(info: SweepInfo, best: RunRecord | None) -> str:
     params = sorted({k for r in info.runs for k in r.config})
     header = "".join(f"<th>{html.escape(h)}</th>" for h in ["run", "id", "state", *params, metric])
     rows = []
-    for run in selections.ranked(info)[:10]:
+    for run in sweep.ranked(info)[:10]:
         cells = [run.name or run.id, run.id, run.state,
                  *(fmt(run.config.get(p)) for p in params), fmt(run.metric)]  # fmt: skip
         css = " class='best'" if run.id == best.id else ""

@@ -7,8 +7,6 @@ prediction tables, lets it be tested, and mutation-scored, without matplotlib or
 
 from __future__ import annotations
 
-import math
-
 from sweepkit.backends.base import RunDetails
 from sweepkit.core.records import RunRecord, SweepInfo
 from sweepkit.errors import SweepkitError
@@ -20,12 +18,6 @@ Pairs = list[tuple[Prediction, Prediction]]
 
 class UnknownRunError(SweepkitError):
     """A run named with --compare is not in the sweep."""
-
-
-def ranked(info: SweepInfo) -> list[RunRecord]:
-    """Runs with a finite metric, best first by the sweep's goal (ties keep the sweep's order)."""
-    scored = [r for r in info.runs if r.metric is not None and math.isfinite(r.metric)]
-    return sorted(scored, key=lambda r: r.metric, reverse=info.maximize)  # type: ignore[arg-type, return-value]
 
 
 def pick_pair(

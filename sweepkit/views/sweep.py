@@ -21,6 +21,8 @@ from sweepkit.core.records import RunRecord, SweepInfo
 MIN_RUNS = 3  # with two runs every correlation is +-1
 FEW_RUNS = 10  # below this the importance figures are said to be rough
 LOG_SPAN = 100  # a positive axis spanning this factor or more is drawn on a log scale
+BEST_CURVES = 5  # finished runs whose metric curves a sweep page draws, the best ones
+RUNNING_CURVES = 10  # and running runs, drawn as they grow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,27 @@ class Importance:
 def with_metric(info: SweepInfo) -> list[RunRecord]:
     """The runs that logged a finite value of the sweep's metric, in the order they started."""
     return [r for r in info.runs if r.metric is not None and math.isfinite(r.metric)]
+
+
+def ranked(info: SweepInfo) -> list[RunRecord]:
+    """Runs with a finite metric, best first by the sweep's goal (ties keep the sweep's order)."""
+    return sorted(with_metric(info), key=lambda r: r.metric, reverse=info.maximize)  # type: ignore[arg-type, return-value]
+
+
+def curve_runs(
+    info: SweepInfo, best: int = BEST_CURVES, running: int = RUNNING_CURVES
+) -> list[RunRecord]:
+    """The runs whose metric curves a sweep page draws: the `best` best finished ones, then
+    the first `running` still running, so that what a page reads stays bounded in a sweep of
+    any size.
+
+    >>> runs = [RunRecord("a", "finished", {}, 0.2, None), RunRecord("b", "running", {}, None, None),
+    ...         RunRecord("c", "finished", {}, 0.1, None), RunRecord("d", "failed", {}, 0.0, None)]
+    >>> [r.id for r in curve_runs(SweepInfo("s", "local", {"metric": {"name": "loss"}}, "running", runs), 1)]
+    ['c', 'b']
+    """
+    finished = [r for r in ranked(info) if r.state == "finished"][:best]
+    return finished + [r for r in info.runs if r.state == "running"][:running]
 
 
 def parallel_coordinates(info: SweepInfo) -> ParallelCoordinates | str:

@@ -94,7 +94,7 @@ def test_the_dashboard_fits_its_forest_again_only_when_finished_runs_change(monk
 
 
 def test_the_sweep_json_carries_the_plot_of_its_runs():
-    shown = data.sweep(OneSweep(RUNS), "local-x")
+    shown = data.sweep(sweep_of(RUNS))
     assert shown["parallel"]["runs"] == [["id-a", "a", 0.5], ["id-b", "b", 0.9], ["id-d", "d", 0.7]]
     assert [a["name"] for a in shown["parallel"]["axes"]] == ["lr", "opt", "acc"]
     assert shown["over_runs"] == [(0.5, 0.5), (0.9, 0.9), (0.7, 0.9)]
