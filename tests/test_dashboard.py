@@ -350,3 +350,28 @@ def test_the_sweep_page_draws_the_metric_by_step_of_its_best_runs_new_points_onl
     again = files.curves(backend.sweep(sweep_id), since={by_x[3.0]: 2, by_x[2.0]: 3})
     assert [len(r["points"]) for r in again["runs"]] == [1, 0, 3]
     assert again["runs"][0]["points"] == [[2, pytest.approx(loss[3.0][2])]]
+
+
+def test_it_listens_on_loopback_unless_told_and_then_asks_for_the_printed_token(workdir):
+    import json
+    import re
+
+    sweep_id = create(workdir, GRID_2_YAML)
+    local = Dashboard(workdir)
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/#/", local.url)  # no token on loopback
+        listed = json.loads(urllib.request.urlopen(f"{local.base}api/sweeps", timeout=30).read())
+        assert [s["id"] for s in listed] == [sweep_id]
+    finally:
+        local.stop()
+    shared = Dashboard(workdir, "--host", "0.0.0.0")
+    try:
+        found = re.fullmatch(r"http://0\.0\.0\.0:\d+/\?token=([\w-]{16,})#/", shared.url)
+        assert found, shared.url
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{shared.base}api/sweeps", timeout=30)
+        assert refused.value.code == 403
+        asked = f"{shared.base}api/sweeps?token={found.group(1)}"
+        assert json.loads(urllib.request.urlopen(asked, timeout=30).read())[0]["id"] == sweep_id
+    finally:
+        shared.stop()
