@@ -60,6 +60,15 @@ SWEEP = {
 }
 
 
+def offline_workdir() -> Path:
+    """A fresh folder for the benchmark, with wandb offline and all its folders inside it."""
+    workdir = Path(tempfile.mkdtemp(prefix="sweepkit-bench-"))
+    for name in ("DIR", "DATA_DIR", "CACHE_DIR", "CONFIG_DIR"):
+        os.environ[f"WANDB_{name}"] = str(workdir / f"wandb-{name.lower().replace('_', '-')}")
+    os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true")
+    return workdir
+
+
 def fill_store(path: Path, runs: int, running: int) -> tuple[str, list[str]]:
     """A sweep of `runs` runs, the last `running` of them running; its id and theirs."""
     from bench.agent_overhead import claim_and_finish
@@ -135,10 +144,7 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=1800, help="refresh pairs for memory")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="sweepkit-bench-"))
-    for name in ("DIR", "DATA_DIR", "CACHE_DIR", "CONFIG_DIR"):
-        os.environ[f"WANDB_{name}"] = str(workdir / f"wandb-{name.lower().replace('_', '-')}")
-    os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true")
+    workdir = offline_workdir()
 
     import httpx
 

@@ -23,7 +23,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.agent_overhead import FUNCTION, RANDOM_SWEEP  # noqa: E402
-from bench.dashboard import start_dashboard  # noqa: E402
+from bench.dashboard import offline_workdir, start_dashboard  # noqa: E402
 
 
 class Page:
@@ -111,10 +110,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=2.0, help="seconds between refreshes")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="sweepkit-bench-"))
-    for name in ("DIR", "DATA_DIR", "CACHE_DIR", "CONFIG_DIR"):
-        os.environ[f"WANDB_{name}"] = str(workdir / f"wandb-{name.lower().replace('_', '-')}")
-    os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true")
+    workdir = offline_workdir()
     print(
         f"workdir {workdir}; {os.cpu_count()} CPUs; {args.agents} agents, {args.runs} runs a round"
     )
